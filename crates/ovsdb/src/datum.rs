@@ -1,0 +1,421 @@
+//! OVSDB values: atoms, and the set/map datums every column holds.
+//!
+//! In memory every column is a [`Datum`]: a set (scalars and optional values are sets of at most
+//! one atom) or a map. Sets and maps are ordered so that two datums compare equal exactly when
+//! the server would consider them equal, which is what the reconciler's diff relies on.
+//! On the wire (RFC 7047 §5.1) a one-atom set may be a bare atom; [`Datum::from_json`] accepts
+//! every form and [`Datum::to_json`] writes the shortest form the server accepts.
+
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+/// A row as a map from column name to datum (`_uuid` and `_version` are not columns).
+pub type Row = BTreeMap<String, Datum>;
+
+/// One OVSDB atom.
+#[derive(Debug, Clone)]
+pub enum Atom {
+    Integer(i64),
+    Real(f64),
+    Boolean(bool),
+    String(String),
+    Uuid(Uuid),
+    /// A reference to a row inserted earlier in the same transaction (`["named-uuid", name]`).
+    NamedUuid(String),
+}
+
+impl Atom {
+    fn rank(&self) -> u8 {
+        match self {
+            Atom::Integer(_) => 0,
+            Atom::Real(_) => 1,
+            Atom::Boolean(_) => 2,
+            Atom::String(_) => 3,
+            Atom::Uuid(_) => 4,
+            Atom::NamedUuid(_) => 5,
+        }
+    }
+
+    /// The string inside a string atom.
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Atom::String(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The uuid inside a uuid atom.
+    pub fn as_uuid(&self) -> Option<Uuid> {
+        match self {
+            Atom::Uuid(u) => Some(*u),
+            _ => None,
+        }
+    }
+
+    /// The value of an integer atom.
+    pub fn as_integer(&self) -> Option<i64> {
+        match self {
+            Atom::Integer(i) => Some(*i),
+            _ => None,
+        }
+    }
+
+    /// The value of a boolean atom.
+    pub fn as_bool(&self) -> Option<bool> {
+        match self {
+            Atom::Boolean(b) => Some(*b),
+            _ => None,
+        }
+    }
+
+    /// The value of a real atom (integers widen).
+    pub fn as_real(&self) -> Option<f64> {
+        match self {
+            Atom::Real(r) => Some(*r),
+            Atom::Integer(i) => Some(*i as f64),
+            _ => None,
+        }
+    }
+
+    /// Parses an atom from its JSON form.
+    pub fn from_json(v: &Value) -> Result<Atom, DatumError> {
+        match v {
+            Value::String(s) => Ok(Atom::String(s.clone())),
+            Value::Bool(b) => Ok(Atom::Boolean(*b)),
+            Value::Number(n) => {
+                if let Some(i) = n.as_i64() {
+                    Ok(Atom::Integer(i))
+                } else if let Some(f) = n.as_f64() {
+                    Ok(Atom::Real(f))
+                } else {
+                    Err(DatumError::new("number out of range", v))
+                }
+            }
+            Value::Array(a) if a.len() == 2 => match (a[0].as_str(), a[1].as_str()) {
+                (Some("uuid"), Some(u)) => Uuid::parse_str(u)
+                    .map(Atom::Uuid)
+                    .map_err(|_| DatumError::new("malformed uuid", v)),
+                (Some("named-uuid"), Some(n)) => Ok(Atom::NamedUuid(n.to_owned())),
+                _ => Err(DatumError::new("not an atom", v)),
+            },
+            _ => Err(DatumError::new("not an atom", v)),
+        }
+    }
+
+    /// The JSON form of this atom.
+    pub fn to_json(&self) -> Value {
+        match self {
+            Atom::Integer(i) => json!(i),
+            Atom::Real(r) => json!(r),
+            Atom::Boolean(b) => json!(b),
+            Atom::String(s) => json!(s),
+            Atom::Uuid(u) => json!(["uuid", u.to_string()]),
+            Atom::NamedUuid(n) => json!(["named-uuid", n]),
+        }
+    }
+}
+
+impl PartialEq for Atom {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+impl Eq for Atom {}
+impl PartialOrd for Atom {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Atom {
+    fn cmp(&self, other: &Self) -> Ordering {
+        match (self, other) {
+            (Atom::Integer(a), Atom::Integer(b)) => a.cmp(b),
+            (Atom::Real(a), Atom::Real(b)) => a.total_cmp(b),
+            (Atom::Boolean(a), Atom::Boolean(b)) => a.cmp(b),
+            (Atom::String(a), Atom::String(b)) => a.cmp(b),
+            (Atom::Uuid(a), Atom::Uuid(b)) => a.cmp(b),
+            (Atom::NamedUuid(a), Atom::NamedUuid(b)) => a.cmp(b),
+            _ => self.rank().cmp(&other.rank()),
+        }
+    }
+}
+
+impl fmt::Display for Atom {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Atom::Integer(i) => write!(f, "{i}"),
+            Atom::Real(r) => write!(f, "{r}"),
+            Atom::Boolean(b) => write!(f, "{b}"),
+            Atom::String(s) => write!(f, "{s}"),
+            Atom::Uuid(u) => write!(f, "{u}"),
+            Atom::NamedUuid(n) => write!(f, "@{n}"),
+        }
+    }
+}
+
+impl From<&str> for Atom {
+    fn from(s: &str) -> Self {
+        Atom::String(s.to_owned())
+    }
+}
+impl From<String> for Atom {
+    fn from(s: String) -> Self {
+        Atom::String(s)
+    }
+}
+impl From<i64> for Atom {
+    fn from(i: i64) -> Self {
+        Atom::Integer(i)
+    }
+}
+impl From<bool> for Atom {
+    fn from(b: bool) -> Self {
+        Atom::Boolean(b)
+    }
+}
+impl From<Uuid> for Atom {
+    fn from(u: Uuid) -> Self {
+        Atom::Uuid(u)
+    }
+}
+
+/// The value of one column: a set of atoms or a map between atoms.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Datum {
+    Set(BTreeSet<Atom>),
+    Map(BTreeMap<Atom, Atom>),
+}
+
+impl Default for Datum {
+    fn default() -> Self {
+        Datum::Set(BTreeSet::new())
+    }
+}
+
+impl Datum {
+    /// A set holding exactly one atom (the form of every scalar column).
+    pub fn scalar(a: impl Into<Atom>) -> Datum {
+        Datum::Set(BTreeSet::from([a.into()]))
+    }
+
+    /// The empty set (an absent optional value).
+    pub fn empty_set() -> Datum {
+        Datum::Set(BTreeSet::new())
+    }
+
+    /// The empty map.
+    pub fn empty_map() -> Datum {
+        Datum::Map(BTreeMap::new())
+    }
+
+    /// A set of the given atoms.
+    pub fn set<A: Into<Atom>>(atoms: impl IntoIterator<Item = A>) -> Datum {
+        Datum::Set(atoms.into_iter().map(Into::into).collect())
+    }
+
+    /// A map of the given pairs.
+    pub fn map<K: Into<Atom>, V: Into<Atom>>(pairs: impl IntoIterator<Item = (K, V)>) -> Datum {
+        Datum::Map(
+            pairs
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        )
+    }
+
+    /// An optional value: the empty set for `None`.
+    pub fn optional(a: Option<impl Into<Atom>>) -> Datum {
+        Datum::Set(a.into_iter().map(Into::into).collect())
+    }
+
+    /// True for an empty set or an empty map (a column's default when it allows zero values).
+    pub fn is_empty(&self) -> bool {
+        match self {
+            Datum::Set(s) => s.is_empty(),
+            Datum::Map(m) => m.is_empty(),
+        }
+    }
+
+    /// The single atom of a one-element set.
+    pub fn as_atom(&self) -> Option<&Atom> {
+        match self {
+            Datum::Set(s) if s.len() == 1 => s.iter().next(),
+            _ => None,
+        }
+    }
+
+    /// The atoms of a set (empty for a map).
+    pub fn atoms(&self) -> impl Iterator<Item = &Atom> {
+        let set = match self {
+            Datum::Set(s) => Some(s.iter()),
+            Datum::Map(_) => None,
+        };
+        set.into_iter().flatten()
+    }
+
+    /// The pairs of a map (empty for a set).
+    pub fn pairs(&self) -> impl Iterator<Item = (&Atom, &Atom)> {
+        let map = match self {
+            Datum::Map(m) => Some(m.iter()),
+            Datum::Set(_) => None,
+        };
+        map.into_iter().flatten()
+    }
+
+    /// Looks a string key up in a map datum.
+    pub fn get(&self, key: &str) -> Option<&Atom> {
+        match self {
+            Datum::Map(m) => m.get(&Atom::String(key.to_owned())),
+            Datum::Set(_) => None,
+        }
+    }
+
+    /// Parses any wire form: a bare atom, `["set", [...]]` or `["map", [[k, v], ...]]`.
+    pub fn from_json(v: &Value) -> Result<Datum, DatumError> {
+        if let Value::Array(a) = v {
+            if a.len() == 2 {
+                match (a[0].as_str(), &a[1]) {
+                    (Some("set"), Value::Array(items)) => {
+                        return items
+                            .iter()
+                            .map(Atom::from_json)
+                            .collect::<Result<_, _>>()
+                            .map(Datum::Set);
+                    }
+                    (Some("map"), Value::Array(pairs)) => {
+                        let mut m = BTreeMap::new();
+                        for p in pairs {
+                            match p {
+                                Value::Array(kv) if kv.len() == 2 => {
+                                    m.insert(Atom::from_json(&kv[0])?, Atom::from_json(&kv[1])?);
+                                }
+                                _ => return Err(DatumError::new("malformed map pair", p)),
+                            }
+                        }
+                        return Ok(Datum::Map(m));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Atom::from_json(v).map(|a| Datum::Set(BTreeSet::from([a])))
+    }
+
+    /// The wire form: a bare atom for one-element sets, otherwise `set`/`map`.
+    pub fn to_json(&self) -> Value {
+        match self {
+            Datum::Set(s) if s.len() == 1 => s.iter().next().map(Atom::to_json).unwrap_or_default(),
+            Datum::Set(s) => json!(["set", s.iter().map(Atom::to_json).collect::<Vec<_>>()]),
+            Datum::Map(m) => json!([
+                "map",
+                m.iter()
+                    .map(|(k, v)| json!([k.to_json(), v.to_json()]))
+                    .collect::<Vec<_>>()
+            ]),
+        }
+    }
+}
+
+impl fmt::Display for Datum {
+    /// ovn-nbctl-like text: `a`, `[a, b]`, `{k=v, k2=v2}`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Datum::Set(s) if s.len() == 1 => write!(f, "{}", s.iter().next().expect("len 1")),
+            Datum::Set(s) => {
+                let items: Vec<String> = s.iter().map(|a| a.to_string()).collect();
+                write!(f, "[{}]", items.join(", "))
+            }
+            Datum::Map(m) => {
+                let items: Vec<String> = m.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                write!(f, "{{{}}}", items.join(", "))
+            }
+        }
+    }
+}
+
+/// A JSON value that is not a valid OVSDB atom or datum.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{what}: {value}")]
+pub struct DatumError {
+    pub what: &'static str,
+    pub value: String,
+}
+
+impl DatumError {
+    fn new(what: &'static str, v: &Value) -> Self {
+        let mut value = v.to_string();
+        value.truncate(200);
+        DatumError { what, value }
+    }
+}
+
+/// Parses a JSON object of columns (as in `insert` rows or update `new`) into a [`Row`].
+pub fn row_from_json(v: &Value) -> Result<Row, DatumError> {
+    let obj = v
+        .as_object()
+        .ok_or_else(|| DatumError::new("row is not an object", v))?;
+    obj.iter()
+        .filter(|(k, _)| !k.starts_with('_'))
+        .map(|(k, v)| Ok((k.clone(), Datum::from_json(v)?)))
+        .collect()
+}
+
+/// The JSON object form of a row.
+pub fn row_to_json(row: &Row) -> Value {
+    Value::Object(row.iter().map(|(k, v)| (k.clone(), v.to_json())).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_forms_round_trip() {
+        let cases = [
+            json!("x"),
+            json!(5),
+            json!(true),
+            json!(["uuid", "6b2b6f3a-33ab-4e4b-9f0b-4a1d6e2c5a10"]),
+            json!(["named-uuid", "row1"]),
+            json!(["set", []]),
+            json!(["set", ["a", "b"]]),
+            json!(["map", [["k", "v"], ["k2", "v2"]]]),
+        ];
+        for c in cases {
+            let d = Datum::from_json(&c).unwrap();
+            assert_eq!(Datum::from_json(&d.to_json()).unwrap(), d, "{c}");
+        }
+    }
+
+    #[test]
+    fn bare_atom_equals_one_element_set() {
+        assert_eq!(
+            Datum::from_json(&json!("a")).unwrap(),
+            Datum::from_json(&json!(["set", ["a"]])).unwrap()
+        );
+    }
+
+    #[test]
+    fn malformed_values_are_errors() {
+        for bad in [
+            json!(null),
+            json!({"a": 1}),
+            json!(["uuid", "nope"]),
+            json!(["map", [["k"]]]),
+            json!(["set", [null]]),
+        ] {
+            assert!(Datum::from_json(&bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn display_is_nbctl_like() {
+        let m = Datum::map([("event", "false"), ("reject", "true")]);
+        assert_eq!(m.to_string(), "{event=false, reject=true}");
+        assert_eq!(Datum::set(["b", "a"]).to_string(), "[a, b]");
+    }
+}

@@ -1,0 +1,1 @@
+//! Typed rows for the OVN Northbound tables (generated; see crates/ovsdb-codegen).

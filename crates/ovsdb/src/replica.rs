@@ -1,0 +1,349 @@
+//! An in-memory replica of monitored tables, fed by `update` / `update2` / `update3` notifications.
+//!
+//! Rows are kept by uuid with two kinds of secondary index: by the `name` column (for tables
+//! that have one) and by chosen `external_ids` keys (e.g. `k8s.ovn.org/owner`), so the
+//! reconciler finds its rows without scanning.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::datum::{row_from_json, Atom, Datum, DatumError, Row};
+use crate::schema::DatabaseSchema;
+
+/// A malformed update notification.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum UpdateError {
+    #[error("malformed update: {0}")]
+    Malformed(String),
+    #[error(transparent)]
+    Datum(#[from] DatumError),
+}
+
+/// One table of the replica.
+#[derive(Debug, Default, Clone)]
+pub struct Table {
+    rows: HashMap<Uuid, Row>,
+    by_name: HashMap<String, BTreeSet<Uuid>>,
+    by_external_id: HashMap<(String, String), BTreeSet<Uuid>>,
+}
+
+impl Table {
+    /// All rows, in no particular order.
+    pub fn rows(&self) -> impl Iterator<Item = (&Uuid, &Row)> {
+        self.rows.iter()
+    }
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+    /// True when the table holds no rows.
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+    /// One row by uuid.
+    pub fn get(&self, uuid: &Uuid) -> Option<&Row> {
+        self.rows.get(uuid)
+    }
+    /// The uuids of rows whose `name` column is `name` (names are not unique in every table).
+    pub fn by_name(&self, name: &str) -> impl Iterator<Item = Uuid> + '_ {
+        self.by_name.get(name).into_iter().flatten().copied()
+    }
+    /// The uuids of rows with `external_ids:key=value`, for an indexed key.
+    pub fn by_external_id(&self, key: &str, value: &str) -> impl Iterator<Item = Uuid> + '_ {
+        self.by_external_id
+            .get(&(key.to_owned(), value.to_owned()))
+            .into_iter()
+            .flatten()
+            .copied()
+    }
+}
+
+/// The replica of one database.
+#[derive(Debug, Clone)]
+pub struct Replica {
+    schema: Arc<DatabaseSchema>,
+    tables: HashMap<String, Table>,
+    indexed_keys: Arc<Vec<String>>,
+}
+
+fn row_name(row: &Row) -> Option<&str> {
+    row.get("name").and_then(Datum::as_atom).and_then(Atom::as_str)
+}
+
+impl Replica {
+    /// An empty replica that indexes the given `external_ids` keys.
+    pub fn new(schema: Arc<DatabaseSchema>, indexed_external_ids: Vec<String>) -> Replica {
+        Replica {
+            schema,
+            tables: HashMap::new(),
+            indexed_keys: Arc::new(indexed_external_ids),
+        }
+    }
+
+    /// An empty replica with the same schema and indexes.
+    pub fn empty_like(&self) -> Replica {
+        Replica {
+            schema: self.schema.clone(),
+            tables: HashMap::new(),
+            indexed_keys: self.indexed_keys.clone(),
+        }
+    }
+
+    /// The schema the replica was built for.
+    pub fn schema(&self) -> &DatabaseSchema {
+        &self.schema
+    }
+
+    /// One table (empty tables may be absent).
+    pub fn table(&self, name: &str) -> Option<&Table> {
+        self.tables.get(name)
+    }
+
+    /// One row.
+    pub fn get(&self, table: &str, uuid: &Uuid) -> Option<&Row> {
+        self.tables.get(table).and_then(|t| t.get(uuid))
+    }
+
+    /// Total number of rows over all tables.
+    pub fn row_count(&self) -> usize {
+        self.tables.values().map(Table::len).sum()
+    }
+
+    fn unindex(&mut self, table: &str, uuid: Uuid) -> Option<Row> {
+        let keys = self.indexed_keys.clone();
+        let t = self.tables.get_mut(table)?;
+        let row = t.rows.remove(&uuid)?;
+        if let Some(n) = row_name(&row) {
+            if let Some(set) = t.by_name.get_mut(n) {
+                set.remove(&uuid);
+                if set.is_empty() {
+                    t.by_name.remove(n);
+                }
+            }
+        }
+        if let Some(ext) = row.get("external_ids") {
+            for k in keys.iter() {
+                if let Some(v) = ext.get(k).and_then(Atom::as_str) {
+                    let key = (k.clone(), v.to_owned());
+                    if let Some(set) = t.by_external_id.get_mut(&key) {
+                        set.remove(&uuid);
+                        if set.is_empty() {
+                            t.by_external_id.remove(&key);
+                        }
+                    }
+                }
+            }
+        }
+        Some(row)
+    }
+
+    fn index(&mut self, table: &str, uuid: Uuid, row: Row) {
+        let keys = self.indexed_keys.clone();
+        let t = self.tables.entry(table.to_owned()).or_default();
+        if let Some(n) = row_name(&row) {
+            t.by_name.entry(n.to_owned()).or_default().insert(uuid);
+        }
+        if let Some(ext) = row.get("external_ids") {
+            for k in keys.iter() {
+                if let Some(v) = ext.get(k).and_then(Atom::as_str) {
+                    t.by_external_id
+                        .entry((k.clone(), v.to_owned()))
+                        .or_default()
+                        .insert(uuid);
+                }
+            }
+        }
+        t.rows.insert(uuid, row);
+    }
+
+    /// Inserts or replaces a whole row.
+    pub fn put(&mut self, table: &str, uuid: Uuid, row: Row) {
+        self.unindex(table, uuid);
+        self.index(table, uuid, row);
+    }
+
+    /// Removes a row.
+    pub fn remove(&mut self, table: &str, uuid: Uuid) -> Option<Row> {
+        self.unindex(table, uuid)
+    }
+
+    /// Applies a `<table-updates>` object of the `monitor` method (`old`/`new` whole rows).
+    pub fn apply_update(&mut self, updates: &Value) -> Result<(), UpdateError> {
+        for (table, uuid, change) in iter_updates(updates)? {
+            match change.get("new") {
+                Some(new) => {
+                    // `new` carries only the monitored columns that changed along with the
+                    // unchanged ones the monitor selected, so it replaces the row whole.
+                    let mut row = row_from_json(new)?;
+                    if change.get("old").is_some() {
+                        if let Some(prev) = self.get(table, &uuid) {
+                            for (k, v) in prev {
+                                row.entry(k.clone()).or_insert_with(|| v.clone());
+                            }
+                        }
+                    }
+                    self.put(table, uuid, row);
+                }
+                None => {
+                    self.remove(table, uuid);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies a `<table-updates2>` object (`monitor_cond` / `monitor_cond_since`).
+    pub fn apply_update2(&mut self, updates: &Value) -> Result<(), UpdateError> {
+        for (table, uuid, change) in iter_updates(updates)? {
+            let obj = change
+                .as_object()
+                .ok_or_else(|| UpdateError::Malformed(format!("row update for {uuid}")))?;
+            if let Some(row) = obj.get("initial").or_else(|| obj.get("insert")) {
+                self.put(table, uuid, row_from_json(row)?);
+            } else if let Some(diff) = obj.get("modify") {
+                let mut row = self.remove(table, uuid).ok_or_else(|| {
+                    UpdateError::Malformed(format!("modify of unknown row {table} {uuid}"))
+                })?;
+                let diff = row_from_json(diff)?;
+                for (col, d) in diff {
+                    let scalar = self
+                        .schema
+                        .table(table)
+                        .and_then(|t| t.columns.get(&col))
+                        .is_some_and(|c| c.kind.is_scalar());
+                    let cur = row.entry(col).or_default();
+                    apply_diff(cur, d, scalar);
+                }
+                self.index(table, uuid, row);
+            } else if obj.contains_key("delete") {
+                self.remove(table, uuid);
+            } else {
+                return Err(UpdateError::Malformed(format!(
+                    "row update for {uuid} has no initial/insert/modify/delete"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Applies an update2 column diff: scalars are replaced, sets toggle the given elements,
+/// maps add new keys, delete keys given with their current value, and replace the others.
+fn apply_diff(cur: &mut Datum, diff: Datum, scalar: bool) {
+    if scalar {
+        *cur = diff;
+        return;
+    }
+    match (cur, diff) {
+        (Datum::Set(cur), Datum::Set(d)) => {
+            for a in d {
+                if !cur.remove(&a) {
+                    cur.insert(a);
+                }
+            }
+        }
+        (Datum::Map(cur), Datum::Map(d)) => {
+            for (k, v) in d {
+                if cur.get(&k) == Some(&v) {
+                    cur.remove(&k);
+                } else {
+                    cur.insert(k, v);
+                }
+            }
+        }
+        // An empty map may arrive as an empty set before we knew the column was a map.
+        (cur @ Datum::Set(_), d @ Datum::Map(_)) if cur.is_empty() => *cur = d,
+        (cur, d) => *cur = d,
+    }
+}
+
+type UpdateItem<'a> = (&'a str, Uuid, &'a Value);
+
+fn iter_updates(updates: &Value) -> Result<Vec<UpdateItem<'_>>, UpdateError> {
+    let tables = updates
+        .as_object()
+        .ok_or_else(|| UpdateError::Malformed("table-updates is not an object".into()))?;
+    let mut out = Vec::new();
+    for (table, rows) in tables {
+        let rows = rows
+            .as_object()
+            .ok_or_else(|| UpdateError::Malformed(format!("table {table} is not an object")))?;
+        for (uuid, change) in rows {
+            let uuid = Uuid::parse_str(uuid)
+                .map_err(|_| UpdateError::Malformed(format!("bad row uuid {uuid}")))?;
+            out.push((table.as_str(), uuid, change));
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn schema() -> Arc<DatabaseSchema> {
+        Arc::new(
+            DatabaseSchema::from_json_str(
+                r#"{"name":"T","version":"1","tables":{"LB":{"columns":{
+                "name":{"type":"string"},
+                "protocol":{"type":{"key":"string","min":0,"max":1}},
+                "vips":{"type":{"key":"string","value":"string","min":0,"max":"unlimited"}},
+                "external_ids":{"type":{"key":"string","value":"string","min":0,"max":"unlimited"}}},
+                "isRoot":true}}}"#,
+            )
+            .unwrap(),
+        )
+    }
+
+    const U: &str = "6b2b6f3a-33ab-4e4b-9f0b-4a1d6e2c5a10";
+
+    #[test]
+    fn update2_insert_modify_delete() {
+        let mut r = Replica::new(schema(), vec!["owner".into()]);
+        r.apply_update2(&json!({"LB": {U: {"insert": {"name": "a", "protocol": "tcp",
+            "vips": ["map", [["1.1.1.1:80", "2.2.2.2:80"]]],
+            "external_ids": ["map", [["owner", "ns/x"]]]}}}}))
+            .unwrap();
+        let u = Uuid::parse_str(U).unwrap();
+        assert_eq!(r.table("LB").unwrap().by_name("a").collect::<Vec<_>>(), [u]);
+        assert_eq!(
+            r.table("LB")
+                .unwrap()
+                .by_external_id("owner", "ns/x")
+                .count(),
+            1
+        );
+        r.apply_update2(&json!({"LB": {U: {"modify": {"name": "b", "protocol": ["set", ["tcp", "udp"]],
+            "vips": ["map", [["1.1.1.1:80", "2.2.2.2:80"], ["3.3.3.3:80", ""]]]}}}}))
+            .unwrap();
+        let row = r.get("LB", &u).unwrap();
+        assert_eq!(row["name"], Datum::scalar("b"));
+        assert_eq!(row["protocol"], Datum::scalar("udp"));
+        assert_eq!(row["vips"], Datum::map([("3.3.3.3:80", "")]));
+        assert_eq!(r.table("LB").unwrap().by_name("a").count(), 0);
+        assert_eq!(r.table("LB").unwrap().by_name("b").count(), 1);
+        r.apply_update2(&json!({"LB": {U: {"delete": null}}}))
+            .unwrap();
+        assert!(r.get("LB", &u).is_none());
+        assert_eq!(
+            r.table("LB")
+                .unwrap()
+                .by_external_id("owner", "ns/x")
+                .count(),
+            0
+        );
+    }
+
+    #[test]
+    fn malformed_updates_are_errors() {
+        let mut r = Replica::new(schema(), vec![]);
+        assert!(r.apply_update2(&json!([])).is_err());
+        assert!(r.apply_update2(&json!({"LB": {"nope": {}}})).is_err());
+        assert!(r.apply_update2(&json!({"LB": {U: {"modify": {}}}})).is_err());
+        assert!(r.apply_update2(&json!({"LB": {U: {"what": {}}}})).is_err());
+    }
+}
