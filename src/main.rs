@@ -1,1 +1,36 @@
-fn main() {}
+//! `ovnkube-rs`: one binary, a few roles (see ARCHITECTURE.md).
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "ovnkube-rs", version, about = "OVN-Kubernetes control plane in Rust (MicroShift drop-in)")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Cluster work: watch the Kubernetes API, allocate addresses, program the OVN Northbound DB.
+    Controller,
+    /// Host work for one node: management port, br-ex flows, iptables, routes, node annotations.
+    Node,
+    /// The CNI plugin entry point (ADD/DEL/CHECK/VERSION), invoked by the container runtime.
+    Cni,
+    /// Offline: Kubernetes objects in, the NB rows and host rules that would be programmed out.
+    Render,
+}
+
+fn not_yet(what: &str) -> anyhow::Result<()> {
+    anyhow::bail!("`ovnkube-rs {what}` is not yet implemented")
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Controller => not_yet("controller"),
+        Command::Node => not_yet("node"),
+        Command::Cni => not_yet("cni"),
+        Command::Render => not_yet("render"),
+    }
+}
