@@ -8,6 +8,7 @@
 //! - [`nb`]: typed rows for the OVN Northbound tables, generated from `ovn-nb.ovsschema`.
 
 pub mod datum;
+pub mod model;
 pub mod nb;
 pub mod ops;
 pub mod replica;

@@ -1,1 +1,0 @@
-//! Typed rows for the OVN Northbound tables (generated; see crates/ovsdb-codegen).
