@@ -199,7 +199,11 @@ impl ToDatum for Vec<f64> {
 
 impl<K: AtomValue, V: AtomValue> ToDatum for BTreeMap<K, V> {
     fn to_datum(&self) -> Datum {
-        Datum::Map(self.iter().map(|(k, v)| (k.to_atom(), v.to_atom())).collect())
+        Datum::Map(
+            self.iter()
+                .map(|(k, v)| (k.to_atom(), v.to_atom()))
+                .collect(),
+        )
     }
 }
 
