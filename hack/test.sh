@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Runs every test: format and lint checks, then unit and integration tests against real OVN
+# daemons (started by the tests themselves under temporary directories). Needs root (network
+# namespaces, OVS) and the packages from hack/install-deps.sh.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+step() { printf '\n==> %s\n' "$*"; }
+step "cargo fmt --check"
+cargo fmt --all -- --check
+step "cargo clippy"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+step "shellcheck"
+shellcheck hack/*.sh .ci/run
+step "cargo test"
+cargo test --workspace --no-fail-fast 2>&1 | tee /tmp/ovnkube-rs-test.log
