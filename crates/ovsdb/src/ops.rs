@@ -62,7 +62,8 @@ impl Condition {
             value: value.into(),
         }
     }
-    fn to_json(&self) -> Value {
+    /// The wire form `[column, function, value]`.
+    pub fn to_json(&self) -> Value {
         json!([self.column, self.function.as_str(), self.value.to_json()])
     }
 }
@@ -361,7 +362,10 @@ impl TransactError {
 
     /// True when the same transaction may succeed if sent again (possibly to another server).
     pub fn is_retryable(&self) -> bool {
-        matches!(self, TransactError::NotLeader(_) | TransactError::IoError(_))
+        matches!(
+            self,
+            TransactError::NotLeader(_) | TransactError::IoError(_)
+        )
     }
 }
 

@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::datum::{Atom, Datum};
+
 /// A database schema.
 #[derive(Debug, Clone, Deserialize)]
 pub struct DatabaseSchema {
@@ -64,6 +66,24 @@ impl ColumnType {
     /// A map column.
     pub fn is_map(&self) -> bool {
         self.value.is_some()
+    }
+    /// The value a column holds when nobody set it (RFC 7047 §5.1): empty when zero values are
+    /// allowed, else the key type's default atom. The server leaves such columns out of
+    /// `initial`/`insert` updates.
+    pub fn default_datum(&self) -> Datum {
+        if self.is_map() {
+            return Datum::empty_map();
+        }
+        if self.min == 0 {
+            return Datum::empty_set();
+        }
+        Datum::scalar(match self.key.atomic {
+            AtomicType::Integer => Atom::Integer(0),
+            AtomicType::Real => Atom::Real(0.0),
+            AtomicType::Boolean => Atom::Boolean(false),
+            AtomicType::String => Atom::String(String::new()),
+            AtomicType::Uuid => Atom::Uuid(uuid::Uuid::nil()),
+        })
     }
 }
 

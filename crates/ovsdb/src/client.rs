@@ -1,0 +1,417 @@
+//! The [`Client`]: a supervised, reconnecting connection to one database with a monitored replica.
+//!
+//! A background task (see [`crate::session`]) connects to one of the remotes (the RAFT leader
+//! when `leader_only`), monitors the database into the [`Replica`] and reconnects with
+//! exponential backoff when the connection drops. Readers take [`Client::replica`] (a read guard,
+//! no copy) and wait for changes with [`Client::subscribe`]. [`Client::transact`] never resends a
+//! transaction whose outcome is unknown: it returns [`Error::OutcomeUnknown`] instead.
+
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tokio::sync::watch;
+
+use crate::connection::{CallError, Connection};
+use crate::error::Error;
+use crate::metrics::{LatencyObserver, Metrics, MetricsSnapshot};
+use crate::monitor::{MonitorMethod, MonitorSpec, Updates};
+use crate::ops::{parse_transact_reply, Operation, OperationResult};
+use crate::replica::Replica;
+use crate::schema::DatabaseSchema;
+use crate::transport::{Remote, TlsFiles};
+
+/// Exponential reconnect backoff.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    pub initial: Duration,
+    pub max: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff {
+            initial: Duration::from_millis(100),
+            max: Duration::from_secs(8),
+        }
+    }
+}
+
+/// How to connect and what to monitor.
+#[derive(Clone)]
+pub struct ClientConfig {
+    /// `unix:PATH`, `tcp:IP:PORT` or `ssl:IP:PORT`, tried in turn.
+    pub remotes: Vec<String>,
+    /// E.g. `OVN_Northbound`.
+    pub database: String,
+    /// Connect only to the RAFT leader and reconnect when leadership moves.
+    pub leader_only: bool,
+    /// Required for `ssl:` remotes.
+    pub tls: Option<TlsFiles>,
+    /// Echo after this much silence, disconnect after twice as much (`None`: never).
+    pub inactivity_probe: Option<Duration>,
+    pub backoff: Backoff,
+    /// Time allowed for one connection attempt (connect, leader check, schema, monitor).
+    pub connect_timeout: Duration,
+    /// How long [`Client::connect`] waits for the first monitor, and a call waits while
+    /// disconnected, before giving up with [`Error::NotConnected`].
+    pub request_wait: Duration,
+    pub monitor: MonitorSpec,
+    /// `external_ids` keys the replica indexes.
+    pub indexed_external_ids: Vec<String>,
+    /// Largest message accepted from the server.
+    pub max_message: usize,
+    /// Observes each transaction's latency.
+    pub on_transaction_latency: Option<LatencyObserver>,
+}
+
+impl ClientConfig {
+    /// Defaults for one database at the given remotes: whole database monitored, leader only,
+    /// 30 s inactivity probe.
+    pub fn new(database: &str, remotes: Vec<String>) -> ClientConfig {
+        ClientConfig {
+            remotes,
+            database: database.to_owned(),
+            leader_only: true,
+            tls: None,
+            inactivity_probe: Some(Duration::from_secs(30)),
+            backoff: Backoff::default(),
+            connect_timeout: Duration::from_secs(30),
+            request_wait: Duration::from_secs(30),
+            monitor: MonitorSpec::default(),
+            indexed_external_ids: Vec::new(),
+            max_message: crate::framing::DEFAULT_MAX_MESSAGE,
+            on_transaction_latency: None,
+        }
+    }
+}
+
+/// Monitor bookkeeping shared by the session task and the notification handler.
+pub(crate) struct SyncState {
+    /// Bumped for every connection; updates from an older connection are dropped.
+    pub epoch: u64,
+    /// `Some` while a monitor request is pending: updates are queued and applied after the reply.
+    pub deferred: Option<Vec<Updates>>,
+    /// For `monitor_cond_since` after a reconnect (from the reply and from each `update3`).
+    pub last_txn_id: Option<String>,
+    /// The newest method the server accepted.
+    pub method: MonitorMethod,
+}
+
+pub(crate) struct Inner {
+    pub config: ClientConfig,
+    pub remotes: Vec<Remote>,
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+    pub replica: RwLock<Replica>,
+    pub schema: RwLock<Arc<DatabaseSchema>>,
+    pub sync: Mutex<SyncState>,
+    pub conn: watch::Sender<Option<Connection>>,
+    pub generation: watch::Sender<u64>,
+    pub last_error: Mutex<Option<String>>,
+    pub metrics: Metrics,
+    pub shutdown: watch::Sender<bool>,
+}
+
+impl Inner {
+    pub fn bump_generation(&self) {
+        self.generation.send_modify(|g| *g += 1);
+    }
+
+    /// Applies a live update (or queues it while a monitor reply is pending).
+    pub fn on_update(
+        &self,
+        epoch: u64,
+        last_txn_id: Option<String>,
+        updates: Updates,
+    ) -> Result<(), String> {
+        let mut sync = self.sync.lock().expect("sync lock");
+        if sync.epoch != epoch {
+            return Ok(());
+        }
+        if let Some(queue) = sync.deferred.as_mut() {
+            queue.push(updates);
+            if last_txn_id.is_some() {
+                sync.last_txn_id = last_txn_id;
+            }
+            return Ok(());
+        }
+        let applied = updates.apply(&mut self.replica.write().expect("replica lock"));
+        if let Err(e) = applied {
+            // The replica diverged: forget the txn id so the next monitor is a full resync.
+            sync.last_txn_id = None;
+            return Err(format!("applying update to {}: {e}", self.config.database));
+        }
+        if last_txn_id.is_some() {
+            sync.last_txn_id = last_txn_id;
+        }
+        drop(sync);
+        self.bump_generation();
+        Ok(())
+    }
+}
+
+/// Stops the session task when the last [`Client`] clone is dropped.
+struct ShutdownOnDrop(Arc<Inner>);
+
+impl Drop for ShutdownOnDrop {
+    fn drop(&mut self) {
+        self.0.shutdown.send_replace(true);
+    }
+}
+
+/// A client of one OVSDB database (cheap to clone).
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+    _guard: Arc<ShutdownOnDrop>,
+}
+
+impl Client {
+    /// Starts the client and waits until the first monitor has filled the replica (or
+    /// `config.request_wait` passes; the error then names the last failure).
+    pub async fn connect(config: ClientConfig) -> Result<Client, Error> {
+        let remotes = config
+            .remotes
+            .iter()
+            .map(|r| Remote::parse(r))
+            .collect::<Result<Vec<_>, _>>()?;
+        if remotes.is_empty() {
+            return Err(Error::InvalidRemote {
+                remote: String::new(),
+                reason: "no remotes given".into(),
+            });
+        }
+        let tls = match &config.tls {
+            Some(files) => Some(crate::transport::tls_config(files)?),
+            None if remotes.iter().any(|r| matches!(r, Remote::Ssl(_))) => {
+                return Err(Error::Tls("ssl: remote without TLS files".into()))
+            }
+            None => None,
+        };
+        let placeholder = Arc::new(DatabaseSchema {
+            name: config.database.clone(),
+            version: String::new(),
+            cksum: None,
+            tables: Default::default(),
+        });
+        let inner = Arc::new(Inner {
+            replica: RwLock::new(Replica::new(
+                placeholder.clone(),
+                config.indexed_external_ids.clone(),
+            )),
+            schema: RwLock::new(placeholder),
+            sync: Mutex::new(SyncState {
+                epoch: 0,
+                deferred: None,
+                last_txn_id: None,
+                method: MonitorMethod::CondSince,
+            }),
+            conn: watch::channel(None).0,
+            generation: watch::channel(0).0,
+            last_error: Mutex::new(None),
+            metrics: Metrics::default(),
+            shutdown: watch::channel(false).0,
+            remotes,
+            tls,
+            config,
+        });
+        let client = Client {
+            _guard: Arc::new(ShutdownOnDrop(inner.clone())),
+            inner: inner.clone(),
+        };
+        tokio::spawn(crate::session::run(inner));
+        client.wait_connected(client.deadline()).await?;
+        Ok(client)
+    }
+
+    fn deadline(&self) -> Instant {
+        Instant::now() + self.inner.config.request_wait
+    }
+
+    /// The database this client serves.
+    pub fn database(&self) -> &str {
+        &self.inner.config.database
+    }
+
+    /// The monitored replica. Hold the guard briefly: updates wait for it.
+    pub fn replica(&self) -> RwLockReadGuard<'_, Replica> {
+        self.inner.replica.read().expect("replica lock")
+    }
+
+    /// A receiver whose value (a generation number) changes after every replica change.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.inner.generation.subscribe()
+    }
+
+    /// The server's schema from the latest connection.
+    pub fn schema(&self) -> Arc<DatabaseSchema> {
+        self.inner.schema.read().expect("schema lock").clone()
+    }
+
+    /// True while a monitored connection is up.
+    pub fn is_connected(&self) -> bool {
+        self.inner.conn.borrow().is_some()
+    }
+
+    /// The remote of the current connection.
+    pub fn current_remote(&self) -> Option<String> {
+        self.inner
+            .conn
+            .borrow()
+            .as_ref()
+            .map(|c| c.remote().to_owned())
+    }
+
+    /// The client's counters.
+    pub fn metrics(&self) -> MetricsSnapshot {
+        self.inner.metrics.snapshot()
+    }
+
+    /// Drops the current connection (the client reconnects); for tests and leadership moves.
+    pub fn disconnect(&self, reason: &str) {
+        if let Some(c) = self.inner.conn.borrow().as_ref() {
+            c.close(reason);
+        }
+    }
+
+    async fn wait_connected(&self, deadline: Instant) -> Result<Connection, Error> {
+        let mut rx = self.inner.conn.subscribe();
+        let waited = tokio::time::timeout_at(deadline.into(), rx.wait_for(Option::is_some)).await;
+        match waited {
+            Ok(Ok(c)) => Ok(c.clone().expect("waited for Some")),
+            Ok(Err(_)) => Err(Error::Closed {
+                database: self.inner.config.database.clone(),
+            }),
+            Err(_) => Err(match self.inner.last_error.lock().expect("lock").clone() {
+                Some(reason) => Error::Connect {
+                    remote: self.inner.config.remotes.join(","),
+                    reason,
+                },
+                None => Error::NotConnected {
+                    database: self.inner.config.database.clone(),
+                    waited: self.inner.config.request_wait,
+                },
+            }),
+        }
+    }
+
+    /// Waits until `conn` (found closed) is no longer the published connection.
+    async fn wait_replaced(&self, conn: &Connection, deadline: Instant) -> Result<(), Error> {
+        let mut rx = self.inner.conn.subscribe();
+        let replaced = tokio::time::timeout_at(
+            deadline.into(),
+            rx.wait_for(|c| c.as_ref().is_none_or(|c| !c.same(conn))),
+        )
+        .await
+        .map(|r| r.map(|_| ()));
+        match replaced {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(Error::Closed {
+                database: self.inner.config.database.clone(),
+            }),
+            Err(_) => Err(Error::NotConnected {
+                database: self.inner.config.database.clone(),
+                waited: self.inner.config.request_wait,
+            }),
+        }
+    }
+
+    /// Sends any request on the current connection (waiting for one if disconnected).
+    pub async fn call(&self, method: &str, params: Value) -> Result<Value, Error> {
+        let deadline = self.deadline();
+        loop {
+            let conn = self.wait_connected(deadline).await?;
+            match conn.call(method, params.clone()).await {
+                Ok(v) => return Ok(v),
+                Err(CallError::NotSent(_)) => self.wait_replaced(&conn, deadline).await?,
+                Err(e) => return Err(call_error(&conn, method, e)),
+            }
+        }
+    }
+
+    /// `list_dbs`.
+    pub async fn list_dbs(&self) -> Result<Vec<String>, Error> {
+        let v = self.call("list_dbs", Value::Array(vec![])).await?;
+        serde_json::from_value(v).map_err(|e| Error::Protocol {
+            remote: self.current_remote().unwrap_or_default(),
+            reason: format!("list_dbs reply: {e}"),
+        })
+    }
+
+    /// `get_schema` of any database on the server.
+    pub async fn get_schema(&self, database: &str) -> Result<DatabaseSchema, Error> {
+        let v = self
+            .call("get_schema", Value::Array(vec![database.into()]))
+            .await?;
+        serde_json::from_value(v).map_err(|e| Error::Protocol {
+            remote: self.current_remote().unwrap_or_default(),
+            reason: format!("schema of {database}: {e}"),
+        })
+    }
+
+    /// Runs one transaction. Columns the server's schema lacks are dropped from rows and
+    /// mutations; unknown tables, and unknown columns in conditions, are errors. When the
+    /// connection drops with the transaction in flight the result is
+    /// [`Error::OutcomeUnknown`]; it is never resent.
+    pub async fn transact(&self, ops: Vec<Operation>) -> Result<Vec<OperationResult>, Error> {
+        let schema = self.schema();
+        let ops = crate::sanitize::sanitize(&schema, ops)?;
+        let mut params = Vec::with_capacity(ops.len() + 1);
+        params.push(Value::String(self.inner.config.database.clone()));
+        params.extend(ops.iter().map(Operation::to_json));
+        let params = Value::Array(params);
+        let writes = ops.iter().filter(|o| o.is_write()).count();
+        let deadline = self.deadline();
+        loop {
+            let conn = self.wait_connected(deadline).await?;
+            let id = conn.next_id();
+            let mut bytes =
+                format!("{{\"id\":{id},\"method\":\"transact\",\"params\":").into_bytes();
+            serde_json::to_writer(&mut bytes, &params).expect("Value serializes");
+            bytes.push(b'}');
+            let started = Instant::now();
+            let reply = conn.call_serialized(id, bytes).await;
+            if !matches!(reply, Err(CallError::NotSent(_))) {
+                self.inner.metrics.transaction_sent(writes);
+            }
+            match reply {
+                Ok(v) => {
+                    let latency = started.elapsed();
+                    self.inner.metrics.transaction_answered(latency);
+                    if let Some(observe) = &self.inner.config.on_transaction_latency {
+                        observe(latency);
+                    }
+                    return parse_transact_reply(&v, ops.len()).map_err(|(index, error)| {
+                        Error::Transact {
+                            database: self.inner.config.database.clone(),
+                            index,
+                            table: ops
+                                .get(index)
+                                .and_then(Operation::table)
+                                .unwrap_or("(commit)")
+                                .to_owned(),
+                            error,
+                        }
+                    });
+                }
+                Err(CallError::NotSent(_)) => self.wait_replaced(&conn, deadline).await?,
+                Err(e) => return Err(call_error(&conn, "transact", e)),
+            }
+        }
+    }
+}
+
+fn call_error(conn: &Connection, method: &str, e: CallError) -> Error {
+    match e {
+        CallError::NotSent(reason) | CallError::Lost(reason) => Error::OutcomeUnknown {
+            remote: conn.remote().to_owned(),
+            method: method.to_owned(),
+            reason,
+        },
+        CallError::Server(error) => Error::Rpc {
+            remote: conn.remote().to_owned(),
+            method: method.to_owned(),
+            error: error.to_string(),
+        },
+    }
+}

@@ -1,0 +1,323 @@
+//! The client's background task: connect, check leadership, monitor, and reconnect.
+//!
+//! Each round tries the remotes in turn, starting after the one last used; when every remote
+//! failed it sleeps (exponential backoff, capped) and tries again. After a connection drops the
+//! next `monitor_cond_since` carries the last txn id, so an unchanged replica is kept
+//! (`found=true`); otherwise the new dump is loaded into a fresh [`Replica`] that replaces the
+//! old one in a single swap.
+
+use std::sync::{Arc, Weak};
+
+use serde_json::{json, Value};
+
+use crate::client::Inner;
+use crate::connection::{CallError, Connection, ConnectionOptions, Notification};
+use crate::error::Error;
+use crate::monitor;
+use crate::replica::Replica;
+use crate::schema::DatabaseSchema;
+use crate::transport::{self, Remote};
+
+/// Monitor cookie of the database's own monitor.
+const DB_COOKIE: &str = "db";
+/// Monitor cookie of the `_Server` leadership watch.
+const SERVER_COOKIE: &str = "_Server";
+const SERVER_COLUMNS: [&str; 4] = ["name", "model", "connected", "leader"];
+
+pub(crate) async fn run(inner: Arc<Inner>) {
+    let mut shutdown = inner.shutdown.subscribe();
+    let n = inner.remotes.len();
+    let mut next = 0;
+    let mut backoff = inner.config.backoff.initial;
+    let mut connected_before = false;
+    'rounds: loop {
+        for k in 0..n {
+            if *shutdown.borrow() {
+                break 'rounds;
+            }
+            let idx = (next + k) % n;
+            let remote = &inner.remotes[idx];
+            let attempt =
+                tokio::time::timeout(inner.config.connect_timeout, establish(&inner, remote));
+            let conn = match attempt.await {
+                Ok(Ok(conn)) => conn,
+                Ok(Err(e)) => {
+                    tracing::debug!(%remote, error = %e, "connection attempt failed");
+                    *inner.last_error.lock().expect("lock") = Some(e.to_string());
+                    continue;
+                }
+                Err(_) => {
+                    *inner.last_error.lock().expect("lock") =
+                        Some(format!("{remote}: connection attempt timed out"));
+                    continue;
+                }
+            };
+            if connected_before {
+                inner.metrics.reconnected();
+            }
+            connected_before = true;
+            backoff = inner.config.backoff.initial;
+            *inner.last_error.lock().expect("lock") = None;
+            inner.conn.send_replace(Some(conn.clone()));
+            tracing::info!(%remote, database = %inner.config.database, "connected");
+            let reason = tokio::select! {
+                r = conn.closed() => r,
+                _ = shutdown.wait_for(|s| *s) => "client shut down".to_owned(),
+            };
+            conn.close(&reason);
+            inner.conn.send_replace(None);
+            tracing::info!(%remote, %reason, "disconnected");
+            // Move on so that a member that lost leadership (or died) is tried last.
+            next = idx + 1;
+            continue 'rounds;
+        }
+        let slept = tokio::time::timeout(backoff, shutdown.wait_for(|s| *s)).await;
+        if slept.is_ok() {
+            break;
+        }
+        backoff = (backoff * 2).min(inner.config.backoff.max);
+    }
+}
+
+/// Opens a connection and brings the replica up to date on it.
+async fn establish(inner: &Arc<Inner>, remote: &Remote) -> Result<Connection, Error> {
+    let (read, write) = transport::open(remote, inner.tls.as_ref()).await?;
+    let epoch = {
+        let mut sync = inner.sync.lock().expect("sync lock");
+        sync.epoch += 1;
+        sync.deferred = None;
+        sync.epoch
+    };
+    let conn = Connection::start(
+        remote.to_string(),
+        read,
+        write,
+        ConnectionOptions {
+            inactivity_probe: inner.config.inactivity_probe,
+            max_message: inner.config.max_message,
+        },
+        notification_handler(Arc::downgrade(inner), epoch),
+    );
+    let result = prepare(inner, &conn, epoch).await;
+    if let Err(e) = &result {
+        conn.close(&e.to_string());
+    }
+    result.map(|()| conn)
+}
+
+async fn prepare(inner: &Arc<Inner>, conn: &Connection, epoch: u64) -> Result<(), Error> {
+    let db = inner.config.database.as_str();
+    if inner.config.leader_only {
+        let rows = call(
+            conn,
+            "transact",
+            json!(["_Server", {"op": "select", "table": "Database",
+                   "where": [["name", "==", db]], "columns": SERVER_COLUMNS}]),
+        )
+        .await?;
+        let row = rows
+            .get(0)
+            .and_then(|r| r.get("rows"))
+            .and_then(|r| r.get(0))
+            .ok_or_else(|| protocol(conn, format!("database {db} is not served here")))?;
+        if let Some(reason) = not_leader(row) {
+            return Err(protocol(conn, reason));
+        }
+        // Leadership moves are watched on this same connection (see `notification_handler`).
+        call(
+            conn,
+            "monitor",
+            json!(["_Server", SERVER_COOKIE, {"Database": {"columns": SERVER_COLUMNS}}]),
+        )
+        .await?;
+    }
+    let schema: DatabaseSchema =
+        serde_json::from_value(call(conn, "get_schema", json!([db])).await?)
+            .map_err(|e| protocol(conn, format!("schema of {db}: {e}")))?;
+    monitor(inner, conn, epoch, Arc::new(schema)).await
+}
+
+async fn monitor(
+    inner: &Arc<Inner>,
+    conn: &Connection,
+    epoch: u64,
+    schema: Arc<DatabaseSchema>,
+) -> Result<(), Error> {
+    let db = inner.config.database.as_str();
+    let (mut method, last_txn_id) = {
+        let mut sync = inner.sync.lock().expect("sync lock");
+        sync.deferred = Some(Vec::new());
+        // Taken so that the id of this reply (or a newer update3) replaces it.
+        (sync.method, sync.last_txn_id.take())
+    };
+    let result = loop {
+        let requests = monitor::monitor_requests(&inner.config.monitor, &schema, method);
+        let params =
+            monitor::monitor_params(method, db, DB_COOKIE, requests, last_txn_id.as_deref());
+        match conn.call(method.name(), params).await {
+            Ok(v) => break v,
+            Err(CallError::Server(e)) if monitor::is_unknown_method(&e) => {
+                method = method
+                    .fallback()
+                    .ok_or_else(|| protocol(conn, "server knows no monitor method".to_owned()))?;
+                inner.sync.lock().expect("sync lock").method = method;
+            }
+            Err(e) => {
+                let mut sync = inner.sync.lock().expect("sync lock");
+                if sync.epoch == epoch && sync.last_txn_id.is_none() {
+                    sync.last_txn_id = last_txn_id;
+                }
+                return Err(call_failed(conn, method.name(), e));
+            }
+        }
+    };
+    let reply = monitor::parse_reply(method, result).map_err(|e| protocol(conn, e))?;
+    let apply_err = |e: crate::replica::UpdateError| protocol(conn, format!("monitor reply: {e}"));
+    if reply.found {
+        let mut sync = inner.sync.lock().expect("sync lock");
+        let mut replica = inner.replica.write().expect("replica lock");
+        let applied = std::iter::once(&reply.updates)
+            .chain(sync.deferred.iter().flatten())
+            .try_for_each(|u| u.apply(&mut replica));
+        drop(replica);
+        finish_monitor(&mut sync, epoch, reply.last_txn_id, applied.is_ok());
+        applied.map_err(apply_err)?;
+    } else {
+        // Build the new replica without holding any lock, then swap it in whole.
+        let mut fresh = Replica::new(schema.clone(), inner.config.indexed_external_ids.clone());
+        reply.updates.apply(&mut fresh).map_err(apply_err)?;
+        let mut sync = inner.sync.lock().expect("sync lock");
+        let applied = sync
+            .deferred
+            .iter()
+            .flatten()
+            .try_for_each(|u| u.apply(&mut fresh));
+        if applied.is_ok() {
+            *inner.replica.write().expect("replica lock") = fresh;
+        }
+        finish_monitor(&mut sync, epoch, reply.last_txn_id, applied.is_ok());
+        applied.map_err(apply_err)?;
+    }
+    inner.metrics.monitored(reply.found);
+    *inner.schema.write().expect("schema lock") = schema;
+    inner.bump_generation();
+    Ok(())
+}
+
+/// Ends the deferral; keeps the newest txn id (an `update3` queued after the reply is newer).
+fn finish_monitor(
+    sync: &mut crate::client::SyncState,
+    epoch: u64,
+    reply_txn_id: Option<String>,
+    ok: bool,
+) {
+    if sync.epoch != epoch {
+        return;
+    }
+    sync.deferred = None;
+    if !ok {
+        sync.last_txn_id = None;
+    } else if reply_txn_id.is_some() && sync.last_txn_id.is_none() {
+        sync.last_txn_id = reply_txn_id;
+    }
+}
+
+fn notification_handler(inner: Weak<Inner>, epoch: u64) -> crate::connection::NotificationHandler {
+    Box::new(move |n: Notification| {
+        let Some(inner) = inner.upgrade() else {
+            return Err("client dropped".into());
+        };
+        let Some(update) = monitor::parse_notification(n)? else {
+            return Ok(());
+        };
+        match update.cookie.as_str() {
+            Some(DB_COOKIE) => inner.on_update(epoch, update.last_txn_id, update.updates),
+            Some(SERVER_COOKIE) => check_server_update(&inner.config.database, &update.updates),
+            _ => Ok(()),
+        }
+    })
+}
+
+/// A `_Server.Database` update: an error (closing the connection) when our database lost its
+/// leader or its cluster.
+fn check_server_update(db: &str, updates: &monitor::Updates) -> Result<(), String> {
+    let monitor::Updates::V1(v) = updates else {
+        return Ok(());
+    };
+    let rows = v.get("Database").and_then(Value::as_object);
+    for change in rows.into_iter().flat_map(|r| r.values()) {
+        match change.get("new") {
+            Some(new) if new.get("name").and_then(Value::as_str) == Some(db) => {
+                if let Some(reason) = not_leader(new) {
+                    return Err(reason);
+                }
+            }
+            Some(_) => {}
+            None => {
+                if change.pointer("/old/name").and_then(Value::as_str) == Some(db) {
+                    return Err(format!("database {db} removed from the server"));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Why a `_Server.Database` row is not a usable leader (`None` if it is).
+fn not_leader(row: &Value) -> Option<String> {
+    if row.get("model").and_then(Value::as_str) != Some("clustered") {
+        return None;
+    }
+    if row.get("connected").and_then(Value::as_bool) != Some(true) {
+        return Some("server is not connected to its cluster".into());
+    }
+    if row.get("leader").and_then(Value::as_bool) != Some(true) {
+        return Some("server is not the cluster leader".into());
+    }
+    None
+}
+
+async fn call(conn: &Connection, method: &str, params: Value) -> Result<Value, Error> {
+    conn.call(method, params)
+        .await
+        .map_err(|e| call_failed(conn, method, e))
+}
+
+fn call_failed(conn: &Connection, method: &str, e: CallError) -> Error {
+    match e {
+        CallError::Server(error) => Error::Rpc {
+            remote: conn.remote().to_owned(),
+            method: method.to_owned(),
+            error: error.to_string(),
+        },
+        CallError::NotSent(reason) | CallError::Lost(reason) => Error::Connect {
+            remote: conn.remote().to_owned(),
+            reason: format!("{method}: {reason}"),
+        },
+    }
+}
+
+fn protocol(conn: &Connection, reason: String) -> Error {
+    Error::Protocol {
+        remote: conn.remote().to_owned(),
+        reason,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leadership_from_server_rows() {
+        let row = |model: &str, connected: bool, leader: bool| json!({"name": "NB", "model": model, "connected": connected, "leader": leader});
+        assert_eq!(not_leader(&row("standalone", false, false)), None);
+        assert_eq!(not_leader(&row("clustered", true, true)), None);
+        assert!(not_leader(&row("clustered", true, false)).is_some());
+        assert!(not_leader(&row("clustered", false, true)).is_some());
+        let lost = monitor::Updates::V1(json!({"Database": {"u": {"new":
+            {"name": "NB", "model": "clustered", "connected": true, "leader": false}}}}));
+        assert!(check_server_update("NB", &lost).is_err());
+        assert!(check_server_update("SB", &lost).is_ok());
+    }
+}
