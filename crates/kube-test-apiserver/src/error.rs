@@ -12,8 +12,18 @@ pub struct ApiError {
     pub reason: &'static str,
     /// Human-readable message.
     pub message: String,
-    /// The object concerned: (name, resource plural).
-    details: Option<(String, String)>,
+    /// The object concerned, boxed to keep `Result<_, ApiError>` small.
+    details: Option<Box<Details>>,
+}
+
+/// The object an error is about, and for 422 the invalid field.
+#[derive(Debug, Clone)]
+struct Details {
+    name: String,
+    /// Resource plural or kind.
+    kind: String,
+    /// The invalid field and what is wrong with it (kubectl prints these causes).
+    cause: Option<(String, String)>,
 }
 
 impl ApiError {
@@ -27,7 +37,11 @@ impl ApiError {
     }
 
     fn about(mut self, resource: &str, name: &str) -> Self {
-        self.details = Some((name.to_string(), resource.to_string()));
+        self.details = Some(Box::new(Details {
+            name: name.to_string(),
+            kind: resource.to_string(),
+            cause: None,
+        }));
         self
     }
 
@@ -59,14 +73,20 @@ impl ApiError {
         .about(resource, name)
     }
 
-    /// 422: the object is invalid (a taken IP or port, an immutable field, a missing name).
+    /// 422: the object is invalid (a taken IP or port, an immutable field, a missing name);
+    /// `why` reads `field: what is wrong`, as Kubernetes field errors do.
     pub fn invalid(kind: &str, name: &str, why: impl std::fmt::Display) -> Self {
-        Self::new(
+        let why = why.to_string();
+        let mut err = Self::new(
             422,
             "Invalid",
             format!("{kind} \"{name}\" is invalid: {why}"),
         )
-        .about(kind, name)
+        .about(kind, name);
+        if let (Some(details), Some((field, message))) = (&mut err.details, why.split_once(": ")) {
+            details.cause = Some((field.to_string(), message.to_string()));
+        }
+        err
     }
 
     /// 400: the request itself is malformed.
@@ -113,8 +133,12 @@ impl ApiError {
             "reason": self.reason,
             "code": self.code,
         });
-        if let Some((name, kind)) = &self.details {
-            status["details"] = json!({"name": name, "kind": kind});
+        if let Some(details) = &self.details {
+            status["details"] = json!({"name": details.name, "kind": details.kind});
+            if let Some((field, message)) = &details.cause {
+                status["details"]["causes"] =
+                    json!([{"reason": "FieldValueInvalid", "field": field, "message": message}]);
+            }
         }
         status
     }
