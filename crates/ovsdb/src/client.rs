@@ -220,8 +220,28 @@ impl Client {
             inner: inner.clone(),
         };
         tokio::spawn(crate::session::run(inner));
-        client.wait_connected(client.deadline()).await?;
+        client.wait_first_monitor().await?;
         Ok(client)
+    }
+
+    /// Waits for the first replica load (the generation leaves 0), even if that connection has
+    /// dropped again by the time this task looks.
+    async fn wait_first_monitor(&self) -> Result<(), Error> {
+        let mut rx = self.inner.generation.subscribe();
+        let loaded = tokio::time::timeout_at(self.deadline().into(), rx.wait_for(|g| *g > 0)).await;
+        match loaded {
+            Ok(_) => Ok(()),
+            Err(_) => Err(self.not_connected()),
+        }
+    }
+
+    fn not_connected(&self) -> Error {
+        let last = self.inner.last_error.lock().expect("lock").clone();
+        Error::NotConnected {
+            database: self.inner.config.database.clone(),
+            waited: self.inner.config.request_wait,
+            last_failure: last.unwrap_or_else(|| "none".into()),
+        }
     }
 
     fn deadline(&self) -> Instant {
@@ -282,16 +302,7 @@ impl Client {
             Ok(Err(_)) => Err(Error::Closed {
                 database: self.inner.config.database.clone(),
             }),
-            Err(_) => Err(match self.inner.last_error.lock().expect("lock").clone() {
-                Some(reason) => Error::Connect {
-                    remote: self.inner.config.remotes.join(","),
-                    reason,
-                },
-                None => Error::NotConnected {
-                    database: self.inner.config.database.clone(),
-                    waited: self.inner.config.request_wait,
-                },
-            }),
+            Err(_) => Err(self.not_connected()),
         }
     }
 
@@ -309,10 +320,7 @@ impl Client {
             Ok(Err(_)) => Err(Error::Closed {
                 database: self.inner.config.database.clone(),
             }),
-            Err(_) => Err(Error::NotConnected {
-                database: self.inner.config.database.clone(),
-                waited: self.inner.config.request_wait,
-            }),
+            Err(_) => Err(self.not_connected()),
         }
     }
 

@@ -14,8 +14,14 @@ pub enum Error {
     #[error("connecting to {remote}: {reason}")]
     Connect { remote: String, reason: String },
     /// No usable connection to the database within the wait; nothing was sent.
-    #[error("not connected to database {database} within {waited:?}")]
-    NotConnected { database: String, waited: Duration },
+    #[error(
+        "not connected to database {database} within {waited:?} (last failure: {last_failure})"
+    )]
+    NotConnected {
+        database: String,
+        waited: Duration,
+        last_failure: String,
+    },
     /// The connection dropped after the request was written: it may or may not have committed.
     #[error("connection to {remote} lost with {method} in flight: outcome unknown ({reason})")]
     OutcomeUnknown {

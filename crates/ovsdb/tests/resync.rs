@@ -1,0 +1,96 @@
+//! Server killed and restarted under a connected client: reconnect, resync, convergence.
+
+mod common;
+
+use common::*;
+use ovn_testlab::{Db, Lab, ServerOptions};
+use ovsdb::Client;
+
+const TABLES: [&str; 2] = ["Logical_Switch", "Load_Balancer"];
+
+async fn converge(client: &Client, lab: &Lab, remote: &str) {
+    let want: Vec<_> = TABLES
+        .iter()
+        .map(|t| (*t, nbctl_rows(lab, remote, t)))
+        .collect();
+    wait_until(client, "replica to equal ovn-nbctl list", |r| {
+        want.iter().all(|(t, rows)| {
+            replica_rows(r, t)
+                == rows
+                    .iter()
+                    .map(|(u, row)| (*u, normalized(r.schema(), t, row)))
+                    .collect()
+        })
+    })
+    .await;
+    assert_replica_matches_nbctl(client, lab, remote, &TABLES);
+}
+
+async fn wait_reconnected(client: &Client, reconnects: u64) {
+    poll_until("client to reconnect", || {
+        client.is_connected() && client.metrics().reconnects >= reconnects
+    })
+    .await;
+}
+
+/// Kills and restarts the server twice with writes in between; returns the client.
+async fn kill_restart_cycle(lab: &mut Lab, clustered: bool) -> Client {
+    let nb = lab
+        .start_server(ServerOptions {
+            clustered,
+            ..ServerOptions::new(Db::Northbound)
+        })
+        .unwrap();
+    let remote = lab.server(nb).unix_remote();
+    for i in 0..20 {
+        lab.nbctl(&remote, &["ls-add", &format!("sw{i}")]).unwrap();
+    }
+    let client = Client::connect(nb_config(vec![remote.clone()]))
+        .await
+        .unwrap();
+    assert_eq!(client.metrics().last_monitor_found, Some(false));
+    converge(&client, lab, &remote).await;
+    for round in 1..=2 {
+        lab.kill(nb);
+        poll_until("client to notice the dead server", || {
+            !client.is_connected()
+        })
+        .await;
+        lab.restart(nb).unwrap();
+        // Written whether or not the client has reconnected yet.
+        lab.nbctl(
+            &remote,
+            &[
+                "lb-add",
+                &format!("lb{round}"),
+                "10.43.0.10:80",
+                "10.42.0.5:80",
+            ],
+        )
+        .unwrap();
+        wait_reconnected(&client, round).await;
+        lab.nbctl(&remote, &["ls-del", &format!("sw{round}")])
+            .unwrap();
+        converge(&client, lab, &remote).await;
+    }
+    client
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn standalone_restart_resyncs_in_full() {
+    let mut lab = Lab::new().unwrap();
+    let client = kill_restart_cycle(&mut lab, false).await;
+    let m = client.metrics();
+    // A standalone server keeps no transaction history: every resync is a full one.
+    assert_eq!(m.last_monitor_found, Some(false));
+    assert_eq!(m.resyncs_full, 3, "{m:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clustered_restart_resumes_from_last_txn_id() {
+    let mut lab = Lab::new().unwrap();
+    let client = kill_restart_cycle(&mut lab, true).await;
+    let m = client.metrics();
+    assert_eq!(m.last_monitor_found, Some(true), "{m:?}");
+    assert_eq!((m.resyncs_full, m.resyncs_found), (1, 2), "{m:?}");
+}
