@@ -5,6 +5,7 @@
 pub mod agent;
 pub mod annotations;
 pub mod apply;
+pub mod cni;
 pub mod facts;
 pub mod flows;
 pub mod host;

@@ -202,6 +202,9 @@ impl NodeLab {
             &format!("external_ids:system-id={SYSTEM_ID}"),
             "external_ids:ovn-bridge=br-int",
             "external_ids:ovn-bridge-datapath-type=netdev",
+            &format!("external_ids:ovn-remote=\"unix:{}\"", d("ovnsb_db.sock")),
+            "external_ids:ovn-encap-type=geneve",
+            "external_ids:ovn-encap-ip=127.0.0.1",
         ]);
         self.vsctl(&[
             "--no-wait",

@@ -1,0 +1,218 @@
+//! Where ADD gets the pod's `k8s.ovn.org/pod-networks` annotation from, and what it reads in it.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+
+use super::{CniArgs, CniError, ERR_DECODE, ERR_HOST, ERR_TRY_AGAIN};
+use crate::net::{Ipv4Cidr, MacAddr};
+
+/// `k8s.ovn.org/pod-networks`.
+pub const POD_NETWORKS: &str = "k8s.ovn.org/pod-networks";
+const POLL: Duration = Duration::from_millis(200);
+
+/// The default network's entry of the annotation, validated (IPv4).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodNetwork {
+    /// Addresses with the node-subnet prefix (`10.42.0.12/24`).
+    pub ips: Vec<Ipv4Cidr>,
+    /// The pod MAC.
+    pub mac: MacAddr,
+    /// Gateways (default routes).
+    pub gateways: Vec<Ipv4Addr>,
+    /// Extra routes (destination, next hop).
+    pub routes: Vec<(Ipv4Cidr, Ipv4Addr)>,
+}
+
+#[derive(Deserialize)]
+struct RawRoute {
+    dest: String,
+    #[serde(rename = "nextHop")]
+    next_hop: String,
+}
+
+#[derive(Deserialize)]
+struct RawPodNetwork {
+    #[serde(default)]
+    ip_addresses: Vec<String>,
+    #[serde(default)]
+    ip_address: String,
+    mac_address: String,
+    #[serde(default)]
+    gateway_ips: Vec<String>,
+    #[serde(default)]
+    gateway_ip: String,
+    #[serde(default)]
+    routes: Vec<RawRoute>,
+}
+
+impl PodNetwork {
+    /// Decodes the annotation value (`{"default": {...}}`), keeping the IPv4 parts.
+    pub fn decode(value: &str) -> Result<PodNetwork, CniError> {
+        let bad =
+            |why: String| CniError::new(ERR_DECODE, format!("bad {POD_NETWORKS} annotation"), why);
+        let mut all: BTreeMap<String, RawPodNetwork> =
+            serde_json::from_str(value).map_err(|e| bad(format!("malformed JSON: {e}")))?;
+        let raw = all
+            .remove("default")
+            .ok_or_else(|| bad("no \"default\" entry".into()))?;
+        let or_legacy = |list: Vec<String>, single: String| {
+            if list.is_empty() && !single.is_empty() {
+                vec![single]
+            } else {
+                list
+            }
+        };
+        let v4 = |s: &str| !s.contains(':');
+        let ips = or_legacy(raw.ip_addresses, raw.ip_address)
+            .iter()
+            .filter(|s| v4(s))
+            .map(|s| s.parse::<Ipv4Cidr>().map_err(|e| bad(e.to_string())))
+            .collect::<Result<Vec<_>, _>>()?;
+        if ips.is_empty() {
+            return Err(bad("no IPv4 address".into()));
+        }
+        let gateways = or_legacy(raw.gateway_ips, raw.gateway_ip)
+            .iter()
+            .filter(|s| v4(s))
+            .map(|s| {
+                s.parse::<Ipv4Addr>()
+                    .map_err(|e| bad(format!("gateway {s:?}: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let routes = raw
+            .routes
+            .iter()
+            .filter(|r| v4(&r.dest))
+            .map(|r| {
+                let nh = r
+                    .next_hop
+                    .parse::<Ipv4Addr>()
+                    .map_err(|e| bad(format!("route next hop {:?}: {e}", r.next_hop)))?;
+                Ok((
+                    r.dest.parse::<Ipv4Cidr>().map_err(|e| bad(e.to_string()))?,
+                    nh,
+                ))
+            })
+            .collect::<Result<Vec<_>, CniError>>()?;
+        Ok(PodNetwork {
+            ips,
+            mac: raw
+                .mac_address
+                .parse()
+                .map_err(|e: crate::Error| bad(e.to_string()))?,
+            gateways,
+            routes,
+        })
+    }
+}
+
+/// Where the annotation is read from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AnnotationSource {
+    /// The Kubernetes API through `kubectl --kubeconfig <path> get pod -o json`.
+    Kubeconfig(PathBuf),
+    /// TEST SEAM: the file `<dir>/<namespace>_<name>` holds the annotation value.
+    Dir(PathBuf),
+}
+
+impl AnnotationSource {
+    /// Reads the annotation once: `Ok(None)` while it is not there yet.
+    fn read(&self, pod: &CniArgs) -> Result<Option<String>, CniError> {
+        match self {
+            AnnotationSource::Dir(dir) => {
+                Ok(std::fs::read_to_string(dir.join(pod.iface_id())).ok())
+            }
+            AnnotationSource::Kubeconfig(path) => {
+                let out = std::process::Command::new("kubectl")
+                    .arg("--kubeconfig")
+                    .arg(path)
+                    .args(["get", "pod", "-n", &pod.namespace, &pod.name, "-o", "json"])
+                    .output()
+                    .map_err(|e| CniError::new(ERR_HOST, "cannot run kubectl", e.to_string()))?;
+                if !out.status.success() {
+                    return Err(CniError::new(
+                        ERR_HOST,
+                        format!("cannot get pod {}/{}", pod.namespace, pod.name),
+                        String::from_utf8_lossy(&out.stderr).trim().to_string(),
+                    ));
+                }
+                let obj: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| {
+                    CniError::new(ERR_DECODE, "cannot decode the pod", e.to_string())
+                })?;
+                let uid = obj["metadata"]["uid"].as_str().unwrap_or_default();
+                if let Some(want) = &pod.uid {
+                    if want != uid {
+                        return Err(CniError::new(
+                            ERR_HOST,
+                            format!(
+                                "pod {}/{} has UID {uid}, the runtime asked for {want}",
+                                pod.namespace, pod.name
+                            ),
+                            "",
+                        ));
+                    }
+                }
+                Ok(obj["metadata"]["annotations"][POD_NETWORKS]
+                    .as_str()
+                    .map(String::from))
+            }
+        }
+    }
+
+    /// Waits (polling every 200 ms) until the annotation is present, then decodes it.
+    pub fn wait(&self, pod: &CniArgs, timeout: Duration) -> Result<PodNetwork, CniError> {
+        let start = Instant::now();
+        loop {
+            if let Some(value) = self.read(pod)? {
+                return PodNetwork::decode(&value);
+            }
+            if start.elapsed() >= timeout {
+                return Err(CniError::new(
+                    ERR_TRY_AGAIN,
+                    format!(
+                        "pod {}/{} has no {POD_NETWORKS} annotation",
+                        pod.namespace, pod.name
+                    ),
+                    format!("waited {}s", timeout.as_secs()),
+                ));
+            }
+            sleep(POLL);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_upstream_annotation_with_routes_and_legacy_fields() {
+        let v = r#"{"default":{"ip_addresses":["10.42.0.12/24"],"mac_address":"0a:58:0a:2a:00:0c","gateway_ips":["10.42.0.1"],"routes":[{"dest":"10.43.0.0/16","nextHop":"10.42.0.1"}],"ip_address":"10.42.0.12/24","gateway_ip":"10.42.0.1"}}"#;
+        let n = PodNetwork::decode(v).unwrap();
+        assert_eq!(n.ips[0].to_string(), "10.42.0.12/24");
+        assert_eq!(n.mac.to_string(), "0a:58:0a:2a:00:0c");
+        assert_eq!(n.gateways, [Ipv4Addr::new(10, 42, 0, 1)]);
+        assert_eq!(n.routes[0].0.to_string(), "10.43.0.0/16");
+        let legacy = r#"{"default":{"ip_address":"10.42.0.13/24","mac_address":"0a:58:0a:2a:00:0d","gateway_ip":"10.42.0.1"}}"#;
+        assert_eq!(
+            PodNetwork::decode(legacy).unwrap().ips[0].to_string(),
+            "10.42.0.13/24"
+        );
+        for bad in [
+            "{",
+            r#"{"other":{}}"#,
+            r#"{"default":{"mac_address":"0a:58:0a:2a:00:0d"}}"#,
+        ] {
+            assert_eq!(
+                PodNetwork::decode(bad).unwrap_err().code,
+                ERR_DECODE,
+                "{bad}"
+            );
+        }
+    }
+}
