@@ -1,0 +1,376 @@
+//! Building the operation list of one diff.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use ovnkube_desired::names::*;
+use ovnkube_desired::{Desired, DesiredRow, NamedRef, RowId};
+use ovsdb::ops::{Condition, Mutation, Operation};
+use ovsdb::replica::Replica;
+use ovsdb::{Atom, Datum, Row, Uuid};
+
+use crate::ownership::{inventory, key_matches};
+use crate::{same, Diff, Scope};
+
+/// Where a desired row is (or will be).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Target {
+    Existing(Uuid),
+    New(String),
+}
+
+impl Target {
+    fn atom(&self) -> Atom {
+        match self {
+            Target::Existing(u) => Atom::Uuid(*u),
+            Target::New(n) => Atom::NamedUuid(n.clone()),
+        }
+    }
+}
+
+/// One member to place: `parent.column ∋ child`.
+struct PlannedLink<'a> {
+    parent: &'a NamedRef,
+    column: &'static str,
+    child: &'a RowId,
+}
+
+/// Tables whose inserts are guarded by a `wait` (no schema index on their identity).
+fn wait_guard(id: &RowId, row: &Row) -> Option<Operation> {
+    let cols: &[&str] = match id.table() {
+        LOGICAL_SWITCH | LOGICAL_ROUTER | LOAD_BALANCER => &["name"],
+        POLICY => &["priority", "match"],
+        _ => return None,
+    };
+    let key: Row = cols
+        .iter()
+        .map(|c| ((*c).to_owned(), row[*c].clone()))
+        .collect();
+    Some(Operation::Wait {
+        table: id.table().to_owned(),
+        conditions: key
+            .iter()
+            .map(|(c, v)| Condition::eq(c, v.clone()))
+            .collect(),
+        columns: cols.iter().map(|c| (*c).to_owned()).collect(),
+        until_equal: false,
+        rows: vec![key],
+        timeout_ms: Some(0),
+    })
+}
+
+/// Insert order: children before the parents that reference them by named-uuid.
+fn insert_rank(table: &str) -> u8 {
+    match table {
+        GATEWAY_CHASSIS => 0,
+        LOGICAL_SWITCH_PORT | STATIC_ROUTE | POLICY | NAT | LOAD_BALANCER => 1,
+        LOGICAL_ROUTER_PORT => 2,
+        _ => 3,
+    }
+}
+
+struct Planner<'a> {
+    replica: &'a Replica,
+    targets: BTreeMap<&'a RowId, Target>,
+    issues: Vec<String>,
+}
+
+impl<'a> Planner<'a> {
+    fn lookup_named(&self, n: &NamedRef) -> Option<Uuid> {
+        let table = self.replica.table(n.table)?;
+        table
+            .by_name(&n.name)
+            .filter(|u| {
+                // Same-named load balancers of others are not candidates.
+                n.table != LOAD_BALANCER
+                    || table
+                        .get(u)
+                        .and_then(|r| r.get("external_ids"))
+                        .and_then(|e| e.get(LB_KIND_KEY))
+                        .and_then(Atom::as_str)
+                        == Some("Service")
+            })
+            .min()
+    }
+
+    /// The target of a row by identity: desired (matched or new) first, then NB by name.
+    fn resolve(&self, id: &RowId) -> Option<Target> {
+        if let Some(t) = self.targets.get(id) {
+            return Some(t.clone());
+        }
+        match id {
+            RowId::Named(n) => self.lookup_named(n).map(Target::Existing),
+            RowId::Child { .. } => self.find_child(id).map(Target::Existing),
+        }
+    }
+
+    fn resolve_parent(&self, n: &NamedRef) -> Option<Target> {
+        self.resolve(&RowId::Named(n.clone()))
+    }
+
+    /// An existing child of an existing parent whose key columns match.
+    fn find_child(&self, id: &RowId) -> Option<Uuid> {
+        let RowId::Child {
+            table,
+            parent,
+            column,
+            ..
+        } = id
+        else {
+            return None;
+        };
+        let Some(Target::Existing(p)) = self.resolve_parent(parent) else {
+            return None;
+        };
+        let prow = self.replica.get(parent.table, &p)?;
+        prow.get(*column)?
+            .atoms()
+            .filter_map(Atom::as_uuid)
+            .filter(|u| {
+                self.replica
+                    .get(table, u)
+                    .is_some_and(|r| key_matches(id, r))
+            })
+            .min()
+    }
+
+    fn existing(&self, id: &RowId) -> Option<Uuid> {
+        match id {
+            RowId::Named(n) => self.lookup_named(n),
+            RowId::Child { .. } => self.find_child(id),
+        }
+    }
+}
+
+fn is_root(replica: &Replica, table: &str) -> bool {
+    replica.schema().table(table).is_some_and(|t| t.is_root)
+}
+
+fn is_weak(replica: &Replica, table: &str, column: &str) -> bool {
+    replica
+        .schema()
+        .table(table)
+        .and_then(|t| t.columns.get(column))
+        .is_some_and(|c| !c.kind.key.ref_strong)
+}
+
+/// Computes the operations that make NB hold `desired`, deleting stale owned rows in `scope`.
+pub fn diff(desired: &Desired, replica: &Replica, scope: &Scope) -> Diff {
+    let inv = inventory(replica, desired);
+    let mut p = Planner {
+        replica,
+        targets: BTreeMap::new(),
+        issues: Vec::new(),
+    };
+
+    // 1. Match desired rows (named ones first: children's parents resolve through them).
+    let mut updates = Vec::new();
+    let mut matched: HashSet<Uuid> = HashSet::new();
+    let mut new_rows: Vec<(&RowId, &DesiredRow, String)> = Vec::new();
+    for (i, (id, row)) in desired.rows.iter().enumerate() {
+        match p.existing(id) {
+            Some(u) => {
+                matched.insert(u);
+                p.targets.insert(id, Target::Existing(u));
+                let cur = replica.get(id.table(), &u).expect("found in replica");
+                let changed: Row = row
+                    .columns
+                    .iter()
+                    .filter(|(c, v)| !same(cur.get(*c).unwrap_or(&Datum::empty_set()), v))
+                    .map(|(c, v)| (c.clone(), v.clone()))
+                    .collect();
+                if !changed.is_empty() {
+                    updates.push(Operation::Update {
+                        table: id.table().to_owned(),
+                        conditions: vec![Condition::uuid(u)],
+                        row: changed,
+                    });
+                }
+            }
+            None => {
+                let name = format!("row{i}");
+                p.targets.insert(id, Target::New(name.clone()));
+                new_rows.push((id, row, name));
+            }
+        }
+    }
+
+    // 2. Every link: explicit ones and the parent link implied by a child's identity.
+    let mut links: Vec<PlannedLink> = desired
+        .links
+        .iter()
+        .map(|l| PlannedLink {
+            parent: &l.parent,
+            column: l.column,
+            child: &l.child,
+        })
+        .collect();
+    for id in desired.rows.keys() {
+        if let RowId::Child { parent, column, .. } = id {
+            links.push(PlannedLink {
+                parent,
+                column,
+                child: id,
+            });
+        }
+    }
+
+    // A new non-root row needs a parent that exists or is inserted (and placeable) too.
+    let mut unplaceable: BTreeSet<&RowId> = BTreeSet::new();
+    loop {
+        let placed: BTreeSet<&RowId> = links
+            .iter()
+            .filter(|l| {
+                let parent_id = RowId::Named(l.parent.clone());
+                p.resolve_parent(l.parent).is_some() && !unplaceable.contains(&parent_id)
+            })
+            .map(|l| l.child)
+            .collect();
+        let before = unplaceable.len();
+        for (id, _, _) in &new_rows {
+            if !is_root(replica, id.table()) && !placed.contains(id) {
+                unplaceable.insert(id);
+            }
+        }
+        if unplaceable.len() == before {
+            break;
+        }
+    }
+    for id in &unplaceable {
+        p.issues.push(format!(
+            "{id}: no parent row to hold it (desired nowhere, absent from NB)"
+        ));
+    }
+
+    let mut into_new: HashMap<String, BTreeMap<&'static str, BTreeSet<Atom>>> = HashMap::new();
+    let mut mutate_insert: BTreeMap<(&str, Uuid, &str), BTreeSet<Atom>> = BTreeMap::new();
+    let mut wanted: HashSet<(Uuid, &str, Uuid)> = HashSet::new();
+    for l in &links {
+        let parent_id = RowId::Named(l.parent.clone());
+        if unplaceable.contains(l.child) || unplaceable.contains(&parent_id) {
+            continue;
+        }
+        let (Some(parent), Some(child)) = (p.resolve_parent(l.parent), p.resolve(l.child)) else {
+            p.issues.push(format!(
+                "link {}.{} ∋ {}: an end is neither desired nor in NB",
+                l.parent.name, l.column, l.child
+            ));
+            continue;
+        };
+        match (&parent, &child) {
+            (Target::New(name), _) => {
+                into_new
+                    .entry(name.clone())
+                    .or_default()
+                    .entry(l.column)
+                    .or_default()
+                    .insert(child.atom());
+            }
+            (Target::Existing(pu), _) => {
+                if let Target::Existing(cu) = child {
+                    wanted.insert((*pu, l.column, cu));
+                    let present = replica
+                        .get(l.parent.table, pu)
+                        .and_then(|r| r.get(l.column))
+                        .is_some_and(|d| d.atoms().any(|a| a.as_uuid() == Some(cu)));
+                    if present {
+                        continue;
+                    }
+                }
+                mutate_insert
+                    .entry((l.parent.table, *pu, l.column))
+                    .or_default()
+                    .insert(child.atom());
+            }
+        }
+    }
+
+    // 3. Stale rows and links of the scope.
+    let stale: HashSet<Uuid> = inv
+        .rows
+        .iter()
+        .filter(|((_, u), owner)| !matched.contains(u) && scope.covers(owner))
+        .map(|((_, u), _)| *u)
+        .collect();
+    let mut mutate_delete: BTreeMap<(&str, Uuid, &str), BTreeSet<Atom>> = BTreeMap::new();
+    for l in &inv.links {
+        if !scope.covers(&l.owner)
+            || wanted.contains(&(l.parent, l.column, l.child))
+            || stale.contains(&l.parent)
+        {
+            continue;
+        }
+        // A stale root goes with its delete, a weak reference with its target.
+        if stale.contains(&l.child)
+            && (is_root(replica, &l.child_table) || is_weak(replica, l.parent_table, l.column))
+        {
+            continue;
+        }
+        mutate_delete
+            .entry((l.parent_table, l.parent, l.column))
+            .or_default()
+            .insert(Atom::Uuid(l.child));
+    }
+    let mut deletes: Vec<(&String, Uuid)> = inv
+        .rows
+        .keys()
+        .filter(|(t, u)| stale.contains(u) && is_root(replica, t))
+        .map(|(t, u)| (t, *u))
+        .collect();
+    deletes.sort();
+
+    // 4. Assemble: waits, inserts (children first), updates, mutates, deletes.
+    let mut ops = Vec::new();
+    new_rows.retain(|(id, _, _)| !unplaceable.contains(id));
+    new_rows.sort_by_key(|(id, _, _)| insert_rank(id.table()));
+    for (id, row, _) in &new_rows {
+        ops.extend(wait_guard(id, &row.columns));
+    }
+    for (id, row, name) in &new_rows {
+        let mut cols: Row = row
+            .columns
+            .iter()
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(c, v)| (c.clone(), v.clone()))
+            .collect();
+        for (column, members) in into_new.remove(name).unwrap_or_default() {
+            cols.insert(column.to_owned(), Datum::Set(members));
+        }
+        ops.push(Operation::Insert {
+            table: id.table().to_owned(),
+            row: cols,
+            uuid_name: Some(name.clone()),
+        });
+    }
+    ops.extend(updates);
+    // One mutate per parent row, with a delete and an insert per column as needed.
+    let mut per_row: BTreeMap<(&str, Uuid), Vec<Mutation>> = BTreeMap::new();
+    for ((table, u, column), del) in mutate_delete {
+        per_row
+            .entry((table, u))
+            .or_default()
+            .push(Mutation::delete(column, Datum::Set(del)));
+    }
+    for ((table, u, column), ins) in mutate_insert {
+        per_row
+            .entry((table, u))
+            .or_default()
+            .push(Mutation::insert(column, Datum::Set(ins)));
+    }
+    for ((table, u), mutations) in per_row {
+        ops.push(Operation::Mutate {
+            table: table.to_owned(),
+            conditions: vec![Condition::uuid(u)],
+            mutations,
+        });
+    }
+    for (table, u) in deletes {
+        ops.push(Operation::Delete {
+            table: table.clone(),
+            conditions: vec![Condition::uuid(u)],
+        });
+    }
+    Diff {
+        ops,
+        issues: p.issues,
+    }
+}

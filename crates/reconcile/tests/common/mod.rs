@@ -1,0 +1,242 @@
+//! Test helpers: the real NB schema, the seed fixture, and a small in-memory executor of
+//! operations with OVSDB's semantics (named-uuids, set mutations, garbage collection of
+//! unreferenced non-root rows, weak references dropped with their target), so a diff can be
+//! applied and diffed again without a server. The integration tests use the real server.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use ovnkube_desired::{Config, GatewayMode, Snapshot};
+use ovsdb::ops::{Condition, Mutator, Operation};
+use ovsdb::replica::Replica;
+use ovsdb::schema::DatabaseSchema;
+use ovsdb::{Atom, Datum, Row, Uuid};
+use serde::Deserialize;
+
+pub fn nb_replica() -> Replica {
+    let schema =
+        DatabaseSchema::from_json_str(include_str!("../../testdata/ovn-nb.ovsschema")).unwrap();
+    Replica::new(Arc::new(schema), vec!["k8s.ovn.org/owner".into()])
+}
+
+pub fn seed_snapshot() -> Snapshot {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../fixtures/seed/cluster.yaml"
+    );
+    let text = std::fs::read_to_string(path).unwrap();
+    let docs: Vec<serde_json::Value> = serde_yaml::Deserializer::from_str(&text)
+        .map(|d| serde_json::Value::deserialize(d).unwrap())
+        .collect();
+    let (s, _, errors) = Snapshot::from_objects(docs);
+    assert!(errors.is_empty());
+    s
+}
+
+pub fn microshift_config() -> Config {
+    Config {
+        gateway_mode: GatewayMode::Local,
+        disable_snat_multiple_gws: true,
+        enable_multicast: true,
+        ..Config::default()
+    }
+}
+
+fn resolve(d: &Datum, names: &HashMap<String, Uuid>) -> Datum {
+    let r = |a: &Atom| match a {
+        Atom::NamedUuid(n) => Atom::Uuid(
+            *names
+                .get(n)
+                .unwrap_or_else(|| panic!("unknown named-uuid {n}")),
+        ),
+        a => a.clone(),
+    };
+    match d {
+        Datum::Set(s) => Datum::Set(s.iter().map(r).collect()),
+        Datum::Map(m) => Datum::Map(m.iter().map(|(k, v)| (r(k), r(v))).collect()),
+    }
+}
+
+fn matching(
+    replica: &Replica,
+    table: &str,
+    conds: &[Condition],
+    names: &HashMap<String, Uuid>,
+) -> Vec<Uuid> {
+    let Some(t) = replica.table(table) else {
+        return vec![];
+    };
+    t.rows()
+        .filter(|(u, row)| {
+            conds.iter().all(|c| {
+                let want = resolve(&c.value, names);
+                if c.column == "_uuid" {
+                    want == Datum::scalar(**u)
+                } else {
+                    row.get(&c.column).cloned().unwrap_or_default() == want
+                }
+            })
+        })
+        .map(|(u, _)| *u)
+        .collect()
+}
+
+/// Applies a transaction; panics where the server would fail it.
+pub fn apply(replica: &mut Replica, ops: &[Operation]) {
+    let mut names = HashMap::new();
+    for op in ops {
+        if let Operation::Insert {
+            uuid_name: Some(n), ..
+        } = op
+        {
+            assert!(
+                names.insert(n.clone(), Uuid::new_v4()).is_none(),
+                "duplicate uuid-name {n}"
+            );
+        }
+    }
+    for op in ops {
+        match op {
+            Operation::Wait {
+                table,
+                conditions,
+                until_equal: false,
+                rows,
+                ..
+            } => {
+                let found = matching(replica, table, conditions, &names);
+                assert!(
+                    found.len() != rows.len(),
+                    "wait on {table} {conditions:?} fails: a duplicate exists"
+                );
+            }
+            Operation::Insert {
+                table,
+                row,
+                uuid_name,
+            } => {
+                let u = names[uuid_name.as_ref().unwrap()];
+                let row: Row = row
+                    .iter()
+                    .map(|(c, v)| (c.clone(), resolve(v, &names)))
+                    .collect();
+                replica.put(table, u, row);
+            }
+            Operation::Update {
+                table,
+                conditions,
+                row,
+            } => {
+                for u in matching(replica, table, conditions, &names) {
+                    let mut cur = replica.get(table, &u).unwrap().clone();
+                    for (c, v) in row {
+                        cur.insert(c.clone(), resolve(v, &names));
+                    }
+                    replica.put(table, u, cur);
+                }
+            }
+            Operation::Mutate {
+                table,
+                conditions,
+                mutations,
+            } => {
+                let found = matching(replica, table, conditions, &names);
+                assert_eq!(
+                    found.len(),
+                    1,
+                    "mutate of {table} {conditions:?} matched {}",
+                    found.len()
+                );
+                let mut cur = replica.get(table, &found[0]).unwrap().clone();
+                for m in mutations {
+                    let Datum::Set(v) = resolve(&m.value, &names) else {
+                        panic!("map mutation")
+                    };
+                    let col = cur.entry(m.column.clone()).or_insert_with(Datum::empty_set);
+                    let Datum::Set(s) = col else {
+                        panic!("set mutation of a map")
+                    };
+                    match m.mutator {
+                        Mutator::Insert => s.extend(v),
+                        Mutator::Delete => s.retain(|a| !v.contains(a)),
+                        other => panic!("unexpected mutator {other:?}"),
+                    }
+                }
+                replica.put(table, found[0], cur);
+            }
+            Operation::Delete { table, conditions } => {
+                let found = matching(replica, table, conditions, &names);
+                assert_eq!(found.len(), 1, "delete of {table} {conditions:?}");
+                replica.remove(table, found[0]);
+            }
+            other => panic!("unexpected op {other:?}"),
+        }
+    }
+    garbage_collect(replica);
+}
+
+fn all_rows(replica: &Replica) -> Vec<(String, Uuid)> {
+    replica
+        .schema()
+        .tables
+        .keys()
+        .flat_map(|t| {
+            replica
+                .table(t)
+                .into_iter()
+                .flat_map(move |tab| tab.rows().map(move |(u, _)| (t.clone(), *u)))
+        })
+        .collect()
+}
+
+fn garbage_collect(replica: &mut Replica) {
+    loop {
+        let rows = all_rows(replica);
+        let exists: std::collections::HashSet<Uuid> = rows.iter().map(|(_, u)| *u).collect();
+        let mut referenced = std::collections::HashSet::new();
+        let mut changed = false;
+        for (t, u) in &rows {
+            let row = replica.get(t, u).unwrap().clone();
+            let mut new = row.clone();
+            for (c, d) in &row {
+                // Drop dangling references (weak ones vanish with their target).
+                if let Datum::Set(s) = d {
+                    let kept: std::collections::BTreeSet<Atom> = s
+                        .iter()
+                        .filter(|a| a.as_uuid().is_none_or(|x| exists.contains(&x)))
+                        .cloned()
+                        .collect();
+                    let strong = replica
+                        .schema()
+                        .table(t)
+                        .and_then(|tab| tab.columns.get(c))
+                        .is_some_and(|col| {
+                            col.kind.key.ref_table.is_some() && col.kind.key.ref_strong
+                        });
+                    if strong {
+                        referenced.extend(kept.iter().filter_map(Atom::as_uuid));
+                    }
+                    if kept.len() != s.len() {
+                        new.insert(c.clone(), Datum::Set(kept));
+                    }
+                }
+            }
+            if new != row {
+                replica.put(t, *u, new);
+                changed = true;
+            }
+        }
+        for (t, u) in rows {
+            let root = replica.schema().table(&t).is_some_and(|s| s.is_root);
+            if !root && !referenced.contains(&u) {
+                replica.remove(&t, u);
+                changed = true;
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+}

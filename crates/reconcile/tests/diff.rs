@@ -1,0 +1,387 @@
+//! The reconciler's rules on hand-built replicas (no server).
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use common::{apply, microshift_config, nb_replica, seed_snapshot};
+use ovnkube_desired::names::*;
+use ovnkube_desired::{desired_cluster, Desired, OwnerKey};
+use ovnkube_reconcile::{diff, Diff, Scope};
+use ovsdb::ops::{Mutator, Operation};
+use ovsdb::replica::Replica;
+use ovsdb::{Datum, Row, Uuid};
+
+fn seed_desired() -> Desired {
+    let (d, errors) = desired_cluster(&microshift_config(), &seed_snapshot());
+    assert!(errors.is_empty());
+    d
+}
+
+fn converged() -> Replica {
+    let mut r = nb_replica();
+    let d = diff(&seed_desired(), &r, &Scope::Full);
+    assert!(d.issues.is_empty(), "{:?}", d.issues);
+    apply(&mut r, &d.ops);
+    r
+}
+
+fn uuid_of(r: &Replica, table: &str, name: &str) -> Uuid {
+    r.table(table)
+        .unwrap()
+        .by_name(name)
+        .next()
+        .unwrap_or_else(|| panic!("{table} {name}"))
+}
+
+fn names(r: &Replica, table: &str) -> BTreeSet<String> {
+    r.table(table)
+        .map(|t| t.rows().map(|(_, row)| row["name"].to_string()).collect())
+        .unwrap_or_default()
+}
+
+fn kinds(d: &Diff) -> Vec<String> {
+    d.ops
+        .iter()
+        .map(|o| match o {
+            Operation::Wait { table, .. } => format!("wait {table}"),
+            Operation::Insert { table, .. } => format!("insert {table}"),
+            Operation::Update { table, row, .. } => {
+                format!("update {table} {:?}", row.keys().collect::<Vec<_>>())
+            }
+            Operation::Mutate {
+                table, mutations, ..
+            } => {
+                let m: Vec<String> = mutations
+                    .iter()
+                    .map(|m| {
+                        format!(
+                            "{} {}{}",
+                            m.column,
+                            if m.mutator == Mutator::Insert {
+                                "+"
+                            } else {
+                                "-"
+                            },
+                            m.value
+                        )
+                    })
+                    .collect();
+                format!("mutate {table} {}", m.join(" "))
+            }
+            Operation::Delete { table, .. } => format!("delete {table}"),
+            o => format!("{o:?}"),
+        })
+        .collect()
+}
+
+#[test]
+fn empty_nb_gets_everything_in_one_transaction_and_then_converges() {
+    let r = nb_replica();
+    let d = diff(&seed_desired(), &r, &Scope::Full);
+    let k = kinds(&d);
+    // Guarded inserts: switches, routers, load balancers, policies.
+    assert_eq!(
+        k.iter().filter(|s| s.starts_with("wait")).count(),
+        3 + 2 + 6 + 1,
+        "{k:?}"
+    );
+    // Everything is new, so no mutate is needed: members go straight into their parents' inserts.
+    assert!(
+        k.iter()
+            .all(|s| s.starts_with("wait") || s.starts_with("insert")),
+        "{k:?}"
+    );
+    let r = converged();
+    assert_eq!(
+        names(&r, LOGICAL_SWITCH),
+        BTreeSet::from([
+            "ext_microshift-dev".into(),
+            "join".into(),
+            "microshift-dev".into()
+        ])
+    );
+    assert_eq!(
+        names(&r, LOGICAL_ROUTER),
+        BTreeSet::from(["GR_microshift-dev".into(), "ovn_cluster_router".into()])
+    );
+    let again = diff(&seed_desired(), &r, &Scope::Full);
+    assert!(again.ops.is_empty(), "{:?}", kinds(&again));
+    // Every child is reachable from its parent (nothing was garbage collected).
+    assert_eq!(r.table(NAT).unwrap().len(), 5);
+    assert_eq!(r.table(STATIC_ROUTE).unwrap().len(), 4);
+    assert_eq!(r.table(GATEWAY_CHASSIS).unwrap().len(), 1);
+    assert_eq!(r.table(LOGICAL_SWITCH_PORT).unwrap().len(), 11);
+}
+
+#[test]
+fn a_changed_column_is_one_update_of_that_column() {
+    let mut r = converged();
+    let gr = uuid_of(&r, LOGICAL_ROUTER, "GR_microshift-dev");
+    let mut row = r.get(LOGICAL_ROUTER, &gr).unwrap().clone();
+    row.insert("options".into(), Datum::map([("chassis", "other")]));
+    r.put(LOGICAL_ROUTER, gr, row);
+    let d = diff(&seed_desired(), &r, &Scope::Full);
+    assert_eq!(kinds(&d), ["update Logical_Router [\"options\"]"]);
+    apply(&mut r, &d.ops);
+    assert!(diff(&seed_desired(), &r, &Scope::Full).ops.is_empty());
+}
+
+fn add_foreign_rows(r: &mut Replica) {
+    let row = |cols: &[(&str, Datum)]| -> Row {
+        cols.iter()
+            .map(|(c, v)| ((*c).to_owned(), v.clone()))
+            .collect()
+    };
+    // A load balancer of someone else, a switch, a port on our node switch, a route and a
+    // policy on ovn_cluster_router that do not follow our patterns, a NAT on the cluster router.
+    let lb = Uuid::new_v4();
+    r.put(
+        LOAD_BALANCER,
+        lb,
+        row(&[
+            ("name", Datum::scalar("mine")),
+            ("vips", Datum::map([("1.1.1.1:80", "2.2.2.2:80")])),
+        ]),
+    );
+    r.put(
+        LOGICAL_SWITCH,
+        Uuid::new_v4(),
+        row(&[("name", Datum::scalar("foreign-switch"))]),
+    );
+    let lsp = Uuid::new_v4();
+    r.put(
+        LOGICAL_SWITCH_PORT,
+        lsp,
+        row(&[
+            ("name", Datum::scalar("vm-port")),
+            ("addresses", Datum::set(["unknown"])),
+        ]),
+    );
+    let route = Uuid::new_v4();
+    r.put(
+        STATIC_ROUTE,
+        route,
+        row(&[
+            ("ip_prefix", Datum::scalar("192.0.2.0/24")),
+            ("nexthop", Datum::scalar("10.42.0.99")),
+        ]),
+    );
+    let policy = Uuid::new_v4();
+    r.put(
+        POLICY,
+        policy,
+        row(&[
+            ("priority", Datum::scalar(1004i64)),
+            ("match", Datum::scalar("ip4.src == 1.2.3.4")),
+            ("action", Datum::scalar("allow")),
+        ]),
+    );
+    let sw = uuid_of(r, LOGICAL_SWITCH, "microshift-dev");
+    let cr = uuid_of(r, LOGICAL_ROUTER, CLUSTER_ROUTER);
+    let mut s = r.get(LOGICAL_SWITCH, &sw).unwrap().clone();
+    for (col, u) in [("ports", lsp), ("load_balancer", lb)] {
+        let Datum::Set(set) = s.entry(col.into()).or_insert_with(Datum::empty_set) else {
+            panic!()
+        };
+        set.insert(u.into());
+    }
+    r.put(LOGICAL_SWITCH, sw, s);
+    let mut c = r.get(LOGICAL_ROUTER, &cr).unwrap().clone();
+    for (col, u) in [("static_routes", route), ("policies", policy)] {
+        let Datum::Set(set) = c.entry(col.into()).or_insert_with(Datum::empty_set) else {
+            panic!()
+        };
+        set.insert(u.into());
+    }
+    r.put(LOGICAL_ROUTER, cr, c);
+}
+
+#[test]
+fn foreign_rows_survive_a_full_sync() {
+    let mut r = converged();
+    add_foreign_rows(&mut r);
+    let d = diff(&seed_desired(), &r, &Scope::Full);
+    assert!(d.ops.is_empty(), "{:?}", kinds(&d));
+    // Even when every node, pod and service is gone.
+    let (cluster_only, _) =
+        desired_cluster(&microshift_config(), &ovnkube_desired::Snapshot::default());
+    let d = diff(&cluster_only, &r, &Scope::Full);
+    apply(&mut r, &d.ops);
+    assert_eq!(
+        names(&r, LOGICAL_SWITCH),
+        BTreeSet::from(["foreign-switch".into(), "join".into()])
+    );
+    assert_eq!(names(&r, LOAD_BALANCER), BTreeSet::from(["mine".into()]));
+    let cr = r
+        .get(LOGICAL_ROUTER, &uuid_of(&r, LOGICAL_ROUTER, CLUSTER_ROUTER))
+        .unwrap();
+    assert_eq!(
+        cr["static_routes"].atoms().count(),
+        1,
+        "the hand-made route stays"
+    );
+    assert_eq!(
+        cr["policies"].atoms().count(),
+        1,
+        "the hand-made policy stays"
+    );
+    assert_eq!(
+        cr["ports"].atoms().count(),
+        1,
+        "only rtoj-ovn_cluster_router is left"
+    );
+}
+
+#[test]
+fn a_deleted_pod_is_removed_by_its_key_only() {
+    let mut r = converged();
+    let mut snap = seed_snapshot();
+    snap.pods
+        .retain(|p| p.metadata.name.as_deref() != Some("pod-1"));
+    let (d_all, _) = desired_cluster(&microshift_config(), &snap);
+    // Scoped to another (absent) key: nothing happens to pod-1's rows.
+    let other = Scope::Keys(BTreeSet::from([OwnerKey::Pod(
+        "default".into(),
+        "ghost".into(),
+    )]));
+    assert!(diff(&Desired::default(), &r, &other).ops.is_empty());
+    // Scoped to pod-1 with no desired rows: its port and its SNAT leave their parents.
+    let gone = Scope::Keys(BTreeSet::from([OwnerKey::Pod(
+        "default".into(),
+        "pod-1".into(),
+    )]));
+    let d = diff(&Desired::default(), &r, &gone);
+    let k = kinds(&d);
+    assert_eq!(k.len(), 2, "{k:?}");
+    assert!(
+        k.iter()
+            .any(|s| s.starts_with("mutate Logical_Switch ports -")),
+        "{k:?}"
+    );
+    assert!(
+        k.iter()
+            .any(|s| s.starts_with("mutate Logical_Router nat -")),
+        "{k:?}"
+    );
+    apply(&mut r, &d.ops);
+    assert!(r
+        .table(LOGICAL_SWITCH_PORT)
+        .unwrap()
+        .by_name("default_pod-1")
+        .next()
+        .is_none());
+    assert!(diff(&d_all, &r, &Scope::Full).ops.is_empty());
+}
+
+#[test]
+fn a_full_sync_removes_a_stale_node_without_touching_its_deleted_parents() {
+    let mut r = converged();
+    let (cluster_only, _) =
+        desired_cluster(&microshift_config(), &ovnkube_desired::Snapshot::default());
+    let d = diff(&cluster_only, &r, &Scope::Full);
+    let k = kinds(&d);
+    // Roots deleted; only the surviving parents are mutated (cluster router: rtos port, route,
+    // policy; join: jtor-GR port); nothing is mutated on GR_/ext_/node switch, which go whole.
+    let deletes: Vec<&String> = k.iter().filter(|s| s.starts_with("delete")).collect();
+    assert_eq!(deletes.len(), 3 + 6, "{k:?}");
+    let mutates: Vec<&String> = k.iter().filter(|s| s.starts_with("mutate")).collect();
+    assert_eq!(mutates.len(), 2, "{k:?}");
+    apply(&mut r, &d.ops);
+    assert!(diff(&cluster_only, &r, &Scope::Full).ops.is_empty());
+    assert_eq!(r.table(LOGICAL_ROUTER_PORT).unwrap().len(), 1);
+    assert_eq!(r.table(GATEWAY_CHASSIS).map_or(0, |t| t.len()), 0);
+}
+
+#[test]
+fn per_key_service_sync_moves_load_balancers() {
+    let mut r = converged();
+    let mut snap = seed_snapshot();
+    for s in snap
+        .endpoint_slices
+        .iter_mut()
+        .filter(|s| s.metadata.name.as_deref() == Some("kubernetes"))
+    {
+        s.endpoints[0].addresses = vec!["192.168.122.14".into()];
+    }
+    let svc = snap
+        .services
+        .iter()
+        .find(|s| s.metadata.name.as_deref() == Some("kubernetes"))
+        .unwrap();
+    let nodes: Vec<_> = snap
+        .nodes
+        .iter()
+        .map(|n| ovnkube_desired::NodeInfo::from_node(n, &microshift_config()).unwrap())
+        .collect();
+    let info = ovnkube_desired::ServiceInfo::from_service(svc)
+        .unwrap()
+        .unwrap();
+    let one =
+        ovnkube_desired::service_rows(&microshift_config(), &info, &snap.endpoint_slices, &nodes)
+            .unwrap();
+    let d = diff(&one, &r, &Scope::of(&one, []));
+    let k = kinds(&d);
+    assert_eq!(
+        k,
+        [
+            "wait Load_Balancer",
+            "wait Load_Balancer",
+            "insert Load_Balancer",
+            "insert Load_Balancer",
+            "mutate Logical_Router load_balancer +@row0",
+            "mutate Logical_Switch load_balancer +@row1",
+            "delete Load_Balancer"
+        ],
+        "{k:?}"
+    );
+    apply(&mut r, &d.ops);
+    assert!(diff(&one, &r, &Scope::of(&one, [])).ops.is_empty());
+    let (all, _) = desired_cluster(&microshift_config(), &snap);
+    assert!(diff(&all, &r, &Scope::Full).ops.is_empty());
+}
+
+#[test]
+fn a_pod_without_its_node_switch_is_reported_not_orphaned() {
+    let snap = seed_snapshot();
+    let (all, _) = desired_cluster(&microshift_config(), &snap);
+    let pod_only = Desired {
+        rows: all
+            .rows
+            .iter()
+            .filter(|(_, r)| matches!(r.owner, OwnerKey::Pod(..)))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        links: all
+            .links
+            .iter()
+            .filter(|l| matches!(l.owner, OwnerKey::Pod(..)))
+            .cloned()
+            .collect(),
+    };
+    let d = diff(&pod_only, &nb_replica(), &Scope::of(&pod_only, []));
+    assert!(d.ops.is_empty(), "{:?}", kinds(&d));
+    assert_eq!(d.issues.len(), 10, "{:?}", d.issues);
+    assert!(d.issues[0].contains("no parent row"));
+}
+
+#[test]
+fn duplicate_named_rows_of_ours_are_removed() {
+    let mut r = converged();
+    let gr = uuid_of(&r, LOGICAL_ROUTER, "GR_microshift-dev");
+    let dup = r.get(LOGICAL_ROUTER, &gr).unwrap().clone();
+    let mut dup_row: Row = dup
+        .into_iter()
+        .filter(|(c, _)| c == "name" || c == "options")
+        .collect();
+    dup_row.insert("external_ids".into(), Datum::empty_map());
+    let dup_uuid = Uuid::from_u128(if gr.as_u128() == u128::MAX {
+        0
+    } else {
+        u128::MAX
+    });
+    r.put(LOGICAL_ROUTER, dup_uuid, dup_row);
+    let d = diff(&seed_desired(), &r, &Scope::Full);
+    let k = kinds(&d);
+    assert!(k.iter().any(|s| s == "delete Logical_Router"), "{k:?}");
+}
