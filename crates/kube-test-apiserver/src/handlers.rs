@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use hyper::header::{HeaderMap, CONTENT_TYPE};
+use hyper::header::{HeaderMap, ACCEPT, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
@@ -21,7 +21,7 @@ use crate::routes::{self, parse_query, ResourcePath, Route};
 use crate::selectors::{FieldSelector, LabelSelector, Selectors};
 use crate::store::Store;
 use crate::watch::{self, Body, WatchRequest, WatchStart};
-use crate::{openapi, RequestRecord};
+use crate::{openapi, tables, RequestRecord};
 
 /// Everything a request handler needs, shared by all connections.
 pub struct ServerState {
@@ -244,6 +244,12 @@ fn serve_resource(
     let store = &state.store;
     let namespace = target.namespace.clone().unwrap_or_default();
     let name = target.name.clone().unwrap_or_default();
+    let as_table = tables::wants_table(
+        headers
+            .get(ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default(),
+    );
     let ok = |obj: Arc<Value>| value_response(StatusCode::OK, &obj);
     match verb {
         "list" => {
@@ -258,12 +264,23 @@ fn serve_resource(
                 }
             }
             let (items, rv) = store.list(resource, target.namespace.as_deref(), &selectors);
+            if as_table {
+                let table = tables::table(resource, items.iter().map(|i| &**i), Some(rv));
+                return Ok(value_response(StatusCode::OK, &table));
+            }
             Ok(json_response(
                 StatusCode::OK,
                 list_body(resource, &items, rv),
             ))
         }
-        "watch" => start_watch(state, target, query),
+        "watch" => start_watch(state, target, query, as_table),
+        "get" if as_table => {
+            let obj = store.get(resource, &namespace, &name)?;
+            Ok(value_response(
+                StatusCode::OK,
+                &tables::table(resource, [&*obj], None),
+            ))
+        }
         "get" => store.get(resource, &namespace, &name).map(ok),
         "create" => {
             let obj = decode_body(headers, body)?;
@@ -348,6 +365,7 @@ fn start_watch(
     state: &ServerState,
     target: ResourcePath,
     query: &HashMap<String, String>,
+    as_table: bool,
 ) -> Result<Response<Body>, ApiError> {
     let flag = |key: &str| query.get(key).is_some_and(|v| v == "true" || v == "1");
     let bookmarks = flag("allowWatchBookmarks");
@@ -373,6 +391,7 @@ fn start_watch(
         start,
         bookmarks,
         timeout,
+        as_table,
     };
     let (tx, rx) = mpsc::channel(256);
     tokio::spawn(watch::run(

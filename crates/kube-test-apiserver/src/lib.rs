@@ -17,6 +17,7 @@ mod resources;
 mod routes;
 mod selectors;
 mod store;
+mod tables;
 mod watch;
 
 use std::net::SocketAddr;

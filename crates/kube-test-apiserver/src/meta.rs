@@ -5,17 +5,62 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The current time as RFC 3339 in UTC with second precision, as Kubernetes writes it.
 pub fn now_rfc3339() -> String {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let (year, month, day) = civil_from_days(days as i64);
+    format_rfc3339(now_secs())
+}
+
+/// Seconds since the epoch as RFC 3339 in UTC (`2026-01-02T03:04:05Z`).
+fn format_rfc3339(secs: i64) -> String {
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let (year, month, day) = civil_from_days(days);
     format!(
         "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
         rem / 3600,
         rem % 3600 / 60,
         rem % 60
     )
+}
+
+fn now_secs() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// (year, month, day) to days since 1970-01-01, the inverse of [`civil_from_days`].
+fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+    let year = year - i64::from(month <= 2);
+    let era = year.div_euclid(400);
+    let yoe = year.rem_euclid(400);
+    let mp = i64::from((month + 9) % 12);
+    let doy = (153 * mp + 2) / 5 + i64::from(day) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Seconds since the epoch of an RFC 3339 UTC timestamp (`2026-01-02T03:04:05Z`).
+fn parse_rfc3339(text: &str) -> Option<i64> {
+    let num = |range: std::ops::Range<usize>| text.get(range)?.parse::<i64>().ok();
+    let days = days_from_civil(num(0..4)?, num(5..7)? as u32, num(8..10)? as u32);
+    Some(days * 86_400 + num(11..13)? * 3600 + num(14..16)? * 60 + num(17..19)?)
+}
+
+/// How long ago `timestamp` was, the way kubectl prints ages (`45s`, `3m2s`, `5h`, `2d3h`);
+/// `<unknown>` when it is missing or malformed.
+pub fn age(timestamp: Option<&str>) -> String {
+    let Some(then) = timestamp.and_then(parse_rfc3339) else {
+        return "<unknown>".to_string();
+    };
+    let secs = (now_secs() - then).max(0);
+    let (mins, hours, days) = (secs / 60, secs / 3600, secs / 86_400);
+    match () {
+        _ if secs < 120 => format!("{secs}s"),
+        _ if mins < 10 && secs % 60 != 0 => format!("{mins}m{}s", secs % 60),
+        _ if hours < 3 => format!("{mins}m"),
+        _ if hours < 8 && mins % 60 != 0 => format!("{hours}h{}m", mins % 60),
+        _ if hours < 48 => format!("{hours}h"),
+        _ if days < 8 && hours % 24 != 0 => format!("{days}d{}h", hours % 24),
+        _ => format!("{days}d"),
+    }
 }
 
 /// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian calendar.
@@ -81,6 +126,23 @@ mod tests {
         assert_eq!(civil_from_days(0), (1970, 1, 1));
         assert_eq!(civil_from_days(20_819), (2027, 1, 1));
         assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+        for days in [0, 11_016, 20_819, 20_000] {
+            let (y, m, d) = civil_from_days(days);
+            assert_eq!(days_from_civil(y, m, d), days);
+        }
+        assert_eq!(parse_rfc3339("1970-01-02T00:01:05Z"), Some(86_465));
+        assert_eq!(parse_rfc3339("bogus"), None);
+    }
+
+    #[test]
+    fn ages_read_like_kubectl() {
+        // One second may tick between writing the timestamp and reading the age.
+        let ago = |secs: i64| age(Some(&format_rfc3339(now_secs() - secs)));
+        assert!(matches!(ago(5).as_str(), "5s" | "6s"));
+        assert!(matches!(ago(185).as_str(), "3m5s" | "3m6s"));
+        assert_eq!(ago(3600 * 5), "5h");
+        assert_eq!(ago(86_400 * 2 + 3600 * 3), "2d3h");
+        assert_eq!(age(None), "<unknown>");
     }
 
     #[test]

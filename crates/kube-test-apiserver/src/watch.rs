@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use hyper::body::{Frame, SizeHint};
-use serde_json::json;
+use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -16,6 +16,7 @@ use crate::error::ApiError;
 use crate::resources::ResourceType;
 use crate::selectors::Selectors;
 use crate::store::{event_line, EventType, Store, WatchEvent};
+use crate::tables;
 
 /// A response body: either complete, or a stream of chunks (a watch).
 #[derive(Debug)]
@@ -84,11 +85,13 @@ pub struct WatchRequest {
     pub bookmarks: bool,
     /// When the server ends the stream (`timeoutSeconds`).
     pub timeout: Option<Duration>,
+    /// Whether objects are sent as one-row Tables (`kubectl get -w`).
+    pub as_table: bool,
 }
 
-/// The line a watcher with these selectors receives for `event`, if any: a modification
-/// that makes an object start or stop matching becomes ADDED or DELETED, as in Kubernetes.
-fn line_for(req: &WatchRequest, event: &WatchEvent) -> Option<Bytes> {
+/// The event type a watcher with these filters sees for `event`, if any: a modification that
+/// makes an object start or stop matching becomes ADDED or DELETED, as in Kubernetes.
+fn visible_type(req: &WatchRequest, event: &WatchEvent) -> Option<&'static str> {
     if let Some(ns) = &req.namespace {
         if event.object["metadata"]["namespace"].as_str() != Some(ns) {
             return None;
@@ -100,11 +103,30 @@ fn line_for(req: &WatchRequest, event: &WatchEvent) -> Option<Bytes> {
         .as_ref()
         .map_or(matches_now, |p| req.selectors.matches(p));
     match (event.kind, matched_before, matches_now) {
-        (_, true, true) => Some(event.line.clone()),
-        (EventType::Modified, false, true) => Some(event_line("ADDED", &event.object)),
-        (EventType::Modified, true, false) => Some(event_line("DELETED", &event.object)),
+        (kind, true, true) => Some(kind.as_str()),
+        (EventType::Modified, false, true) => Some("ADDED"),
+        (EventType::Modified, true, false) => Some("DELETED"),
         _ => None,
     }
+}
+
+/// The line sent for an object: as itself, or as a one-row Table for `kubectl get -w`.
+fn object_line(req: &WatchRequest, kind: &str, object: &Value) -> Bytes {
+    if req.as_table {
+        event_line(kind, &tables::table(req.resource, [object], None))
+    } else {
+        event_line(kind, object)
+    }
+}
+
+/// The line a watcher receives for `event`, if any; the shared pre-serialized line when the
+/// watcher sees the event as it is.
+fn line_for(req: &WatchRequest, event: &WatchEvent) -> Option<Bytes> {
+    let kind = visible_type(req, event)?;
+    if !req.as_table && kind == event.kind.as_str() {
+        return Some(event.line.clone());
+    }
+    Some(object_line(req, kind, &event.object))
 }
 
 fn bookmark(resource: &ResourceType, rv: u64, initial_events_end: bool) -> Bytes {
@@ -139,7 +161,7 @@ pub async fn run(
         WatchStart::Snapshot { end_bookmark } => {
             let (items, rv) = store.list(req.resource, req.namespace.as_deref(), &req.selectors);
             for item in items {
-                if tx.send(event_line("ADDED", &item)).await.is_err() {
+                if tx.send(object_line(&req, "ADDED", &item)).await.is_err() {
                     return;
                 }
             }
@@ -204,7 +226,7 @@ pub async fn run(
 #[cfg(test)]
 fn sees(req: &WatchRequest, event: &WatchEvent) -> Option<String> {
     line_for(req, event).map(|line| {
-        let value: serde_json::Value = serde_json::from_slice(&line).unwrap();
+        let value: Value = serde_json::from_slice(&line).unwrap();
         value["type"].as_str().unwrap().to_string()
     })
 }
@@ -239,6 +261,7 @@ mod tests {
             start: WatchStart::After(0),
             bookmarks: false,
             timeout: None,
+            as_table: false,
         };
         let seen = |e| sees(&req, &e);
         assert_eq!(
@@ -268,5 +291,15 @@ mod tests {
             ..req.clone()
         };
         assert_eq!(sees(&other_ns, &event(EventType::Added, None, "web")), None);
+        let as_table = WatchRequest {
+            as_table: true,
+            ..req.clone()
+        };
+        let line = line_for(&as_table, &event(EventType::Modified, Some("db"), "web")).unwrap();
+        let value: Value = serde_json::from_slice(&line).unwrap();
+        assert_eq!(
+            (value["type"].as_str(), value["object"]["kind"].as_str()),
+            (Some("ADDED"), Some("Table"))
+        );
     }
 }

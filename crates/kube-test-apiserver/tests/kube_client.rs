@@ -303,6 +303,33 @@ async fn services_get_cluster_ips_and_node_ports() {
 }
 
 #[tokio::test]
+async fn streaming_list_watcher_gets_initial_events_then_changes() {
+    let (_server, client) = start(Config::default()).await;
+    let pods: Api<Pod> = Api::namespaced(client, "s");
+    pods.create(&PostParams::default(), &pod("first", "web", "n1"))
+        .await
+        .unwrap();
+    let mut events = watcher(pods.clone(), watcher::Config::default().streaming_lists()).boxed();
+    let mut initial = Vec::new();
+    loop {
+        match next(&mut events).await.unwrap() {
+            watcher::Event::Init => {}
+            watcher::Event::InitApply(p) => initial.push(p.name_any()),
+            watcher::Event::InitDone => break,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(initial, ["first"]);
+    pods.create(&PostParams::default(), &pod("second", "web", "n1"))
+        .await
+        .unwrap();
+    match next(&mut events).await.unwrap() {
+        watcher::Event::Apply(p) => assert_eq!(p.name_any(), "second"),
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[tokio::test]
 async fn watch_sends_bookmarks_and_honours_timeout() {
     let (_server, client) = start(Config {
         bookmark_interval: Duration::from_millis(100),

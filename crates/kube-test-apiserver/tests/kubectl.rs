@@ -152,11 +152,20 @@ fn create_with_validation_get_apply_and_delete() {
     assert!(services["items"][0]["spec"]["ports"][0]
         .get("nodePort")
         .is_none());
+    // Human output comes from server-side Tables, with the columns of a real cluster.
     let table = c.ok(&["get", "svc", "-A"]);
-    assert!(
-        table.contains("kubernetes") && table.contains("web"),
+    let web_row = table
+        .lines()
+        .find(|l| l.contains(" web "))
+        .expect("a row for web");
+    let cells: Vec<&str> = web_row.split_whitespace().collect();
+    let port_cell = format!("80:{node_port}/TCP");
+    assert_eq!(
+        cells[..6],
+        ["shop", "web", "NodePort", ip, "<none>", port_cell.as_str()],
         "{table}"
     );
+    assert!(table.contains("10.43.0.1"), "{table}");
     assert_eq!(names(&c.json(&["get", "no"])), ["node-a"]);
     assert_eq!(names(&c.json(&["get", "po", "-n", "shop"])), ["web-1"]);
 
