@@ -2,6 +2,10 @@
 
 use clap::{Parser, Subcommand};
 
+mod flags;
+mod render;
+mod sync;
+
 #[derive(Parser)]
 #[command(name = "ovnkube-rs", version, about = "OVN-Kubernetes control plane in Rust (MicroShift drop-in)")]
 struct Cli {
@@ -17,8 +21,18 @@ enum Command {
     Node,
     /// The CNI plugin entry point (ADD/DEL/CHECK/VERSION), invoked by the container runtime.
     Cni,
-    /// Offline: Kubernetes objects in, the NB rows and host rules that would be programmed out.
-    Render,
+    /// Offline: Kubernetes objects in, the NB rows that would be programmed out.
+    /// Usage: render -f <objects.yaml|-> [--format nbctl|json] [ovnkube flags]
+    Render {
+        #[arg(allow_hyphen_values = true, trailing_var_arg = true, num_args = 0..)]
+        args: Vec<String>,
+    },
+    /// Reconcile the NB once to match a file of objects; prints the operations sent.
+    /// Usage: sync -f <objects.yaml> --nb-address <remote> [ovnkube flags]
+    Sync {
+        #[arg(allow_hyphen_values = true, trailing_var_arg = true, num_args = 0..)]
+        args: Vec<String>,
+    },
 }
 
 fn not_yet(what: &str) -> anyhow::Result<()> {
@@ -31,6 +45,7 @@ fn main() -> anyhow::Result<()> {
         Command::Controller => not_yet("controller"),
         Command::Node => not_yet("node"),
         Command::Cni => not_yet("cni"),
-        Command::Render => not_yet("render"),
+        Command::Render { args } => render::run(&args),
+        Command::Sync { args } => sync::run(&args),
     }
 }

@@ -1,0 +1,335 @@
+//! ovnkube's command-line flags and `ovnkube.conf`, as MicroShift passes them, into a
+//! [`Config`] plus the database addresses.
+//!
+//! Flags use Go's syntax (`-flag`, `--flag`, `--flag=value`, `--flag value`); a flag of the
+//! config file is overridden by the same flag on the command line. Valid ovnkube flags that
+//! change nothing here are accepted with a warning; anything else is an error.
+
+use std::path::Path;
+
+use anyhow::{bail, Context};
+use ovnkube_desired::{ClusterSubnet, Config, GatewayMode};
+
+/// The configuration and NB/SB addresses from ovnkube flags.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OvnkubeConfig {
+    /// What changes the rows.
+    pub config: Config,
+    /// NB remotes (`--nb-address`, comma-separated; empty means the MicroShift unix socket).
+    pub nb_address: Vec<String>,
+    /// SB remotes (`--sb-address`).
+    pub sb_address: Vec<String>,
+}
+
+/// The unix sockets ovnkube uses when the addresses are empty (MicroShift passes `""`).
+const DEFAULT_NB: &str = "unix:/var/run/ovn/ovnnb_db.sock";
+const DEFAULT_SB: &str = "unix:/var/run/ovn/ovnsb_db.sock";
+
+/// Valid ovnkube flags without effect on the NB rows: (name, takes a value).
+const IGNORED: &[(&str, bool)] = &[
+    ("init-master", true),
+    ("init-node", true),
+    ("init-cluster-manager", true),
+    ("init-ovnkube-controller", true),
+    ("loglevel", true),
+    ("logfile", true),
+    ("logfile-maxsize", true),
+    ("logfile-maxbackups", true),
+    ("logfile-maxage", true),
+    ("inactivity-probe", true),
+    ("single-node", false),
+    ("allow-no-uplink", false),
+    ("acl-logging-rate-limit", true),
+    ("encap-type", true),
+    ("encap-ip", true),
+    ("encap-port", true),
+    ("nodeport", false),
+    ("gateway-nexthop", true),
+    ("exgw-interface", true),
+    ("k8s-kubeconfig", true),
+    ("k8s-apiserver", true),
+    ("k8s-token", true),
+    ("k8s-cacert", true),
+    ("ovn-config-namespace", true),
+    ("host-network-namespace", true),
+    ("platform-type", true),
+    ("metrics-bind-address", true),
+    ("ovn-metrics-bind-address", true),
+    ("metrics-enable-pprof", false),
+    ("enable-egress-ip", false),
+    ("enable-egress-firewall", false),
+    ("enable-egress-qos", false),
+    ("enable-lflow-cache", false),
+    ("lflow-cache-limit-kb", true),
+    ("nb-client-privkey", true),
+    ("nb-client-cert", true),
+    ("nb-client-cacert", true),
+    ("sb-client-privkey", true),
+    ("sb-client-cert", true),
+    ("sb-client-cacert", true),
+];
+
+fn parse_bool(name: &str, v: &str) -> anyhow::Result<bool> {
+    match v {
+        "true" | "1" | "t" | "T" | "TRUE" | "True" => Ok(true),
+        "false" | "0" | "f" | "F" | "FALSE" | "False" => Ok(false),
+        _ => bail!("--{name}: {v:?} is not a boolean"),
+    }
+}
+
+fn split_list(v: &str) -> Vec<String> {
+    v.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+/// Applies one recognised setting; returns false when `name` is not a setting of ours.
+fn apply(c: &mut OvnkubeConfig, name: &str, value: &str) -> anyhow::Result<bool> {
+    match name {
+        "cluster-subnets" => {
+            c.config.cluster_subnets = split_list(value)
+                .iter()
+                .map(|s| {
+                    ClusterSubnet::parse(s).with_context(|| {
+                        format!("--cluster-subnets: {s:?} is not an IPv4 CIDR[/hostprefix]")
+                    })
+                })
+                .collect::<anyhow::Result<_>>()?;
+            if c.config.cluster_subnets.is_empty() {
+                bail!("--cluster-subnets is empty");
+            }
+        }
+        "k8s-service-cidr" | "k8s-service-cidrs" | "service-cidrs" | "service-cidr" => {
+            c.config.service_cidrs = split_list(value)
+                .iter()
+                .map(|s| {
+                    s.parse()
+                        .with_context(|| format!("--{name}: {s:?} is not an IPv4 CIDR"))
+                })
+                .collect::<anyhow::Result<_>>()?;
+        }
+        "gateway-mode" | "mode" => {
+            c.config.gateway_mode = GatewayMode::parse(value).with_context(|| {
+                format!("--gateway-mode: {value:?} is neither local nor shared")
+            })?;
+        }
+        "gateway-interface" | "interface" => c.config.gateway_interface = value.to_owned(),
+        "gateway-v4-join-subnet" | "v4-join-subnet" => {
+            c.config.join_subnet = value
+                .parse()
+                .with_context(|| format!("--{name}: {value:?} is not an IPv4 CIDR"))?;
+        }
+        "gateway-v4-masquerade-subnet" | "v4-masquerade-subnet" => {
+            c.config.masquerade_subnet = value
+                .parse()
+                .with_context(|| format!("--{name}: {value:?} is not an IPv4 CIDR"))?;
+        }
+        "mtu" => {
+            c.config.mtu = value
+                .parse()
+                .with_context(|| format!("--mtu: {value:?} is not a number"))?
+        }
+        "disable-snat-multiple-gws" => {
+            c.config.disable_snat_multiple_gws = parse_bool(name, value)?
+        }
+        "enable-multicast" => c.config.enable_multicast = parse_bool(name, value)?,
+        "nb-address" => c.nb_address = split_list(value),
+        "sb-address" => c.sb_address = split_list(value),
+        _ => return Ok(false),
+    }
+    Ok(true)
+}
+
+/// Flags that are booleans (given alone they mean true).
+fn is_bool(name: &str) -> bool {
+    matches!(name, "disable-snat-multiple-gws" | "enable-multicast")
+        || IGNORED.iter().any(|(n, v)| *n == name && !v)
+}
+
+/// The result of [`parse`].
+#[derive(Debug)]
+pub struct Parsed {
+    /// The ovnkube configuration.
+    pub ovnkube: OvnkubeConfig,
+    /// The caller's own options, as (name, value).
+    pub own: Vec<(String, String)>,
+    /// One line per accepted-but-ignored flag or config key.
+    pub warnings: Vec<String>,
+}
+
+/// Parses ovnkube flags. `own` lists the caller's own value-taking options (e.g. `f`, `format`),
+/// returned as (name, value) pairs. Warnings name every accepted-but-ignored flag.
+pub fn parse(args: &[String], own: &[&str]) -> anyhow::Result<Parsed> {
+    let mut c = OvnkubeConfig {
+        config: Config::default(),
+        nb_address: Vec::new(),
+        sb_address: Vec::new(),
+    };
+    let mut flags = Vec::new();
+    let mut own_values = Vec::new();
+    let mut warnings = Vec::new();
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let Some(body) = arg.strip_prefix("--").or_else(|| arg.strip_prefix('-')) else {
+            bail!("unexpected argument {arg:?}");
+        };
+        let (name, inline) = match body.split_once('=') {
+            Some((n, v)) => (n.to_owned(), Some(v.to_owned())),
+            None => (body.to_owned(), None),
+        };
+        let value = match inline {
+            Some(v) => v,
+            None if is_bool(&name) => "true".into(),
+            None => it
+                .next()
+                .cloned()
+                .with_context(|| format!("--{name} needs a value"))?,
+        };
+        if own.contains(&name.as_str()) {
+            own_values.push((name, value));
+        } else {
+            flags.push((name, value));
+        }
+    }
+    // The config file first, so that flags override it.
+    if let Some((_, path)) = flags.iter().find(|(n, _)| n == "config-file") {
+        warnings.extend(apply_config_file(&mut c, Path::new(path))?);
+    }
+    for (name, value) in flags.iter().filter(|(n, _)| n != "config-file") {
+        if apply(&mut c, name, value)? {
+            continue;
+        }
+        if IGNORED.iter().any(|(n, _)| n == name) {
+            warnings.push(format!("flag --{name} is accepted but has no effect here"));
+        } else {
+            bail!("unknown flag --{name}");
+        }
+    }
+    if c.nb_address.is_empty() {
+        c.nb_address = vec![DEFAULT_NB.into()];
+    }
+    if c.sb_address.is_empty() {
+        c.sb_address = vec![DEFAULT_SB.into()];
+    }
+    Ok(Parsed {
+        ovnkube: c,
+        own: own_values,
+        warnings,
+    })
+}
+
+/// Reads `ovnkube.conf` (ini: `[section]`, `key=value`, optional quotes, `;`/`#` comments).
+fn apply_config_file(c: &mut OvnkubeConfig, path: &Path) -> anyhow::Result<Vec<String>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading config file {}", path.display()))?;
+    apply_ini(c, &text).with_context(|| format!("config file {}", path.display()))
+}
+
+fn apply_ini(c: &mut OvnkubeConfig, text: &str) -> anyhow::Result<Vec<String>> {
+    let mut warnings = Vec::new();
+    let mut section = String::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with(';') || line.starts_with('#') {
+            continue;
+        }
+        if let Some(s) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            section = s.trim().to_lowercase();
+            continue;
+        }
+        let (key, value) = line
+            .split_once('=')
+            .with_context(|| format!("line {}: {line:?} is not key=value", i + 1))?;
+        let (key, value) = (key.trim(), value.trim().trim_matches('"'));
+        // Keys are namespaced by section in ovnkube; map the ones that change rows.
+        let name = match (section.as_str(), key) {
+            ("default", "mtu") | ("default", "cluster-subnets") => key.to_owned(),
+            ("kubernetes", "service-cidrs") | ("kubernetes", "service-cidr") => key.to_owned(),
+            ("gateway", "mode") | ("gateway", "interface") => key.to_owned(),
+            ("gateway", "v4-join-subnet") | ("gateway", "v4-masquerade-subnet") => key.to_owned(),
+            ("gateway", "disable-snat-multiple-gws") => key.to_owned(),
+            _ => {
+                warnings.push(format!(
+                    "config [{section}] {key} is accepted but has no effect here"
+                ));
+                continue;
+            }
+        };
+        apply(c, &name, value)?;
+    }
+    Ok(warnings)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn microshift_command_line() {
+        let a = args(
+            "--init-master microshift-dev --init-node microshift-dev --loglevel 4 --gateway-mode local \
+             --gateway-interface br-ex --inactivity-probe=180000 --nb-address= --sb-address= \
+             --enable-multicast --disable-snat-multiple-gws --single-node --acl-logging-rate-limit 20 -f x.yaml",
+        );
+        let Parsed {
+            ovnkube: c,
+            own,
+            warnings,
+        } = parse(&a, &["f"]).unwrap();
+        assert_eq!(own, [("f".to_owned(), "x.yaml".to_owned())]);
+        assert!(c.config.enable_multicast && c.config.disable_snat_multiple_gws);
+        assert_eq!(c.config.gateway_mode, GatewayMode::Local);
+        assert_eq!(c.nb_address, [DEFAULT_NB]);
+        assert_eq!(warnings.len(), 6, "{warnings:?}");
+        assert!(warnings[0].contains("--init-master"));
+    }
+
+    #[test]
+    fn unknown_and_malformed_flags_are_errors() {
+        assert!(parse(&args("--no-such-flag 1"), &[])
+            .unwrap_err()
+            .to_string()
+            .contains("unknown flag --no-such-flag"));
+        assert!(parse(&args("--gateway-mode weird"), &[]).is_err());
+        assert!(parse(&args("--cluster-subnets 10.42.0.0"), &[]).is_err());
+        assert!(parse(&args("--mtu"), &[]).is_err());
+        assert!(parse(&args("stray"), &[]).is_err());
+    }
+
+    #[test]
+    fn config_file_then_flags() {
+        let mut c = parse(&[], &[]).unwrap().ovnkube;
+        let w = apply_ini(
+            &mut c,
+            "[default]\nmtu=\"1400\"\ncluster-subnets=10.128.0.0/14/23\nencap-port=\"6081\"\n\
+             [kubernetes]\nservice-cidrs=172.30.0.0/16\n[gateway]\nmode=shared\nnodeport=true\n",
+        )
+        .unwrap();
+        assert_eq!(c.config.cluster_subnets[0].host_prefix, 23);
+        assert_eq!(c.config.service_cidrs[0].to_string(), "172.30.0.0/16");
+        assert_eq!(c.config.gateway_mode, GatewayMode::Shared);
+        assert_eq!(w.len(), 2);
+        let dir = std::env::temp_dir().join(format!("ovnkube-flags-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("ovnkube.conf");
+        std::fs::write(&path, "[gateway]\nmode=shared\n").unwrap();
+        let a = vec![
+            "--config-file".into(),
+            path.display().to_string(),
+            "--gateway-mode=local".into(),
+        ];
+        let c = parse(&a, &[]).unwrap().ovnkube;
+        assert_eq!(
+            c.config.gateway_mode,
+            GatewayMode::Local,
+            "flags override the file"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
