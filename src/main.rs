@@ -2,9 +2,8 @@
 
 use clap::{Parser, Subcommand};
 
-mod flags;
-mod render;
-mod sync;
+mod cni;
+mod node;
 
 #[derive(Parser)]
 #[command(name = "ovnkube-rs", version, about = "OVN-Kubernetes control plane in Rust (MicroShift drop-in)")]
@@ -18,21 +17,11 @@ enum Command {
     /// Cluster work: watch the Kubernetes API, allocate addresses, program the OVN Northbound DB.
     Controller,
     /// Host work for one node: management port, br-ex flows, iptables, routes, node annotations.
-    Node,
+    Node(Box<node::NodeArgs>),
     /// The CNI plugin entry point (ADD/DEL/CHECK/VERSION), invoked by the container runtime.
     Cni,
-    /// Offline: Kubernetes objects in, the NB rows that would be programmed out.
-    /// Usage: render -f <objects.yaml|-> [--format nbctl|json] [ovnkube flags]
-    Render {
-        #[arg(allow_hyphen_values = true, trailing_var_arg = true, num_args = 0..)]
-        args: Vec<String>,
-    },
-    /// Reconcile the NB once to match a file of objects; prints the operations sent.
-    /// Usage: sync -f <objects.yaml> --nb-address <remote> [ovnkube flags]
-    Sync {
-        #[arg(allow_hyphen_values = true, trailing_var_arg = true, num_args = 0..)]
-        args: Vec<String>,
-    },
+    /// Offline: Kubernetes objects in, the NB rows and host rules that would be programmed out.
+    Render,
 }
 
 fn not_yet(what: &str) -> anyhow::Result<()> {
@@ -43,9 +32,8 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Controller => not_yet("controller"),
-        Command::Node => not_yet("node"),
-        Command::Cni => not_yet("cni"),
-        Command::Render { args } => render::run(&args),
-        Command::Sync { args } => sync::run(&args),
+        Command::Node(args) => node::run(*args),
+        Command::Cni => std::process::exit(cni::run()),
+        Command::Render => not_yet("render"),
     }
 }

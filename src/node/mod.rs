@@ -1,0 +1,177 @@
+//! `ovnkube-rs node`: the node agent process (run it inside the node's network namespace).
+//!
+//! Sets the node up (OVS keys, management port, waits for the br-ex patch port), syncs flows,
+//! iptables and `ip` state, writes the CNI config last, then re-syncs every `--sync-period`.
+//! Until the Kubernetes watch is wired in, the node subnet comes from `--node-subnet` and the
+//! Services/EndpointSlices from `--services-file` (a `kubectl get -o yaml` dump).
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use ovnkube_hostnet::agent::{AgentConfig, NodeAgent};
+use ovnkube_hostnet::host::Host;
+use ovnkube_hostnet::net::Ipv4Cidr;
+use ovnkube_hostnet::services::{host_services, HostService};
+use serde::Deserialize as _;
+
+/// Flags of `ovnkube-rs node` (names follow upstream ovnkube where one exists).
+#[derive(clap::Args, Debug)]
+pub struct NodeArgs {
+    /// Kubernetes node name.
+    #[arg(long = "node-name", env = "K8S_NODE")]
+    node_name: String,
+    /// The node's InternalIP (encap IP, source of the 169.254.169.1 route).
+    #[arg(long = "node-ip", env = "K8S_NODE_IP")]
+    node_ip: Ipv4Addr,
+    /// The node subnet (`k8s.ovn.org/node-subnets`), e.g. 10.42.0.0/24.
+    #[arg(long = "node-subnet")]
+    node_subnet: Ipv4Cidr,
+    /// Cluster subnets.
+    #[arg(
+        long = "cluster-subnets",
+        value_delimiter = ',',
+        default_value = "10.42.0.0/16"
+    )]
+    cluster_subnets: Vec<Ipv4Cidr>,
+    /// Service CIDRs.
+    #[arg(
+        long = "k8s-service-cidrs",
+        value_delimiter = ',',
+        default_value = "10.43.0.0/16"
+    )]
+    service_cidrs: Vec<Ipv4Cidr>,
+    /// The gateway bridge.
+    #[arg(long = "gateway-interface", default_value = "br-ex")]
+    gateway_interface: String,
+    /// Explicit gateway next hop(s).
+    #[arg(long = "gateway-nexthop", value_delimiter = ',')]
+    gateway_nexthop: Vec<Ipv4Addr>,
+    /// MTU of pods and the management port.
+    #[arg(long, default_value_t = 1400)]
+    mtu: u32,
+    /// SB database address written to `ovn-remote`.
+    #[arg(long = "sb-address", default_value = "unix:/var/run/ovn/ovnsb_db.sock")]
+    sb_address: String,
+    /// OVS run directory (`db.sock`, `<bridge>.mgmt`).
+    #[arg(
+        long = "ovs-rundir",
+        env = "OVS_RUNDIR",
+        default_value = "/var/run/openvswitch"
+    )]
+    ovs_rundir: PathBuf,
+    /// Where the CNI config is written (last, as the readiness signal).
+    #[arg(
+        long = "cni-conf",
+        default_value = "/etc/cni/net.d/10-ovn-kubernetes.conf"
+    )]
+    cni_conf: PathBuf,
+    /// Kubeconfig handed to the CNI plugin (through the CNI config) to read pod annotations.
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
+    /// Services and EndpointSlices as a `kubectl get -o yaml` dump (JSON works too).
+    #[arg(long = "services-file")]
+    services_file: Option<PathBuf>,
+    /// Write the node annotations (JSON object) here after each sync.
+    #[arg(long = "annotations-out")]
+    annotations_out: Option<PathBuf>,
+    /// Seconds between syncs (flows, iptables, routes are all re-checked).
+    #[arg(long = "sync-period", default_value_t = 15)]
+    sync_period: u64,
+    /// Seconds to wait for ovn-controller to create the br-ex patch port.
+    #[arg(long = "patch-port-timeout", default_value_t = 300)]
+    patch_port_timeout: u64,
+    /// Sync once and exit.
+    #[arg(long)]
+    once: bool,
+}
+
+/// Reads Services and EndpointSlices from a YAML/JSON list (or a single object).
+fn read_objects(path: &PathBuf) -> anyhow::Result<(Vec<Service>, Vec<EndpointSlice>)> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut services = Vec::new();
+    let mut slices = Vec::new();
+    for doc in serde_yaml::Deserializer::from_str(&text) {
+        let value = serde_yaml::Value::deserialize(doc)
+            .with_context(|| format!("parsing {}", path.display()))?;
+        let items = match value.get("items") {
+            Some(serde_yaml::Value::Sequence(items)) => items.clone(),
+            _ => vec![value],
+        };
+        for item in items {
+            match item.get("kind").and_then(|k| k.as_str()) {
+                Some("Service") => {
+                    services.push(serde_yaml::from_value(item).context("decoding a Service")?)
+                }
+                Some("EndpointSlice") => {
+                    slices.push(serde_yaml::from_value(item).context("decoding an EndpointSlice")?)
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok((services, slices))
+}
+
+fn services(args: &NodeArgs, agent: &NodeAgent) -> anyhow::Result<Vec<HostService>> {
+    let Some(path) = &args.services_file else {
+        return Ok(Vec::new());
+    };
+    let (svcs, slices) = read_objects(path)?;
+    Ok(host_services(&svcs, &slices, &agent.host_ips()))
+}
+
+/// Runs the node agent until killed (or once with `--once`).
+pub fn run(args: NodeArgs) -> anyhow::Result<()> {
+    let mut extra = serde_json::Map::new();
+    extra.insert("mtu".into(), args.mtu.into());
+    extra.insert(
+        "ovsRunDir".into(),
+        args.ovs_rundir.display().to_string().into(),
+    );
+    if let Some(k) = &args.kubeconfig {
+        extra.insert("kubeconfig".into(), k.display().to_string().into());
+    }
+    let cfg = AgentConfig {
+        node_name: args.node_name.to_lowercase(),
+        node_ip: args.node_ip,
+        bridge: args.gateway_interface.clone(),
+        service_cidrs: args.service_cidrs.clone(),
+        cluster_subnets: args.cluster_subnets.clone(),
+        node_subnet: args.node_subnet,
+        mtu: args.mtu,
+        sb_remote: args.sb_address.clone(),
+        next_hops: args.gateway_nexthop.clone(),
+        patch_port_timeout: Duration::from_secs(args.patch_port_timeout),
+        cni_conf_path: args.cni_conf.clone(),
+        cni_conf_extra: extra,
+    };
+    let mut agent = NodeAgent::start(Host::current(&args.ovs_rundir), cfg).context("node setup")?;
+    tracing::info!(node = %args.node_name, facts = ?agent.facts(), "node set up");
+    let mut first = true;
+    loop {
+        let svcs = services(&args, &agent)?;
+        let report = agent.sync(&svcs).context("node sync")?;
+        if report.changed() {
+            tracing::info!(?report, "host state repaired or updated");
+        }
+        if let Some(out) = &args.annotations_out {
+            let text = serde_json::to_string_pretty(&agent.annotations())?;
+            std::fs::write(out, text).with_context(|| format!("writing {}", out.display()))?;
+        }
+        if first {
+            if agent.write_cni_config()? {
+                tracing::info!(path = %args.cni_conf.display(), "CNI config written");
+            }
+            first = false;
+        }
+        if args.once {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_secs(args.sync_period));
+    }
+}
