@@ -3,7 +3,10 @@
 use clap::{Parser, Subcommand};
 
 mod cni;
+mod flags;
 mod node;
+mod render;
+mod sync;
 
 #[derive(Parser)]
 #[command(name = "ovnkube-rs", version, about = "OVN-Kubernetes control plane in Rust (MicroShift drop-in)")]
@@ -20,8 +23,18 @@ enum Command {
     Node(Box<node::NodeArgs>),
     /// The CNI plugin entry point (ADD/DEL/CHECK/VERSION), invoked by the container runtime.
     Cni,
-    /// Offline: Kubernetes objects in, the NB rows and host rules that would be programmed out.
-    Render,
+    /// Offline: Kubernetes objects in, the NB rows that would be programmed out.
+    /// Usage: render -f <objects.yaml|-> [--format nbctl|json] [ovnkube flags]
+    Render {
+        #[arg(allow_hyphen_values = true, trailing_var_arg = true, num_args = 0..)]
+        args: Vec<String>,
+    },
+    /// Reconcile the NB once to match a file of objects; prints the operations sent.
+    /// Usage: sync -f <objects.yaml> --nb-address <remote> [ovnkube flags]
+    Sync {
+        #[arg(allow_hyphen_values = true, trailing_var_arg = true, num_args = 0..)]
+        args: Vec<String>,
+    },
 }
 
 fn not_yet(what: &str) -> anyhow::Result<()> {
@@ -34,6 +47,7 @@ fn main() -> anyhow::Result<()> {
         Command::Controller => not_yet("controller"),
         Command::Node(args) => node::run(*args),
         Command::Cni => std::process::exit(cni::run()),
-        Command::Render => not_yet("render"),
+        Command::Render { args } => render::run(&args),
+        Command::Sync { args } => sync::run(&args),
     }
 }
