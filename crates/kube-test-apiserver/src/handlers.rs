@@ -241,6 +241,13 @@ fn serve_resource(
         resource.plural.to_string()
     };
     state.record(verb, resource.group, recorded);
+    if query.contains_key("dryRun") && !matches!(verb, "get" | "list" | "watch") {
+        // Persisting a dry run would be worse than refusing it.
+        return Err(ApiError::bad_request(format!(
+            "dryRun is not supported by kube-test-apiserver ({verb} {})",
+            resource.plural
+        )));
+    }
     let store = &state.store;
     let namespace = target.namespace.clone().unwrap_or_default();
     let name = target.name.clone().unwrap_or_default();

@@ -6,6 +6,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use kube_test_apiserver::{load_objects, Config, Ipv4Cidr, TestApiServer};
+use tokio::signal::unix::{signal, SignalKind};
 
 /// An in-memory Kubernetes API server on 127.0.0.1 for tests and demos.
 #[derive(Parser, Debug)]
@@ -26,6 +27,9 @@ struct Args {
     /// Number of events kept for watch resumption (older resourceVersions get 410 Gone).
     #[arg(long, default_value_t = 10_000)]
     event_window: usize,
+    /// Where to write the (verb, group, resource) requests seen, as JSON, at shutdown.
+    #[arg(long)]
+    requests_out: Option<PathBuf>,
     /// Seconds between BOOKMARK events on watches that allow them.
     #[arg(long, default_value_t = 5)]
     bookmark_seconds: u64,
@@ -62,8 +66,16 @@ async fn main() -> anyhow::Result<()> {
             .with_context(|| format!("writing the kubeconfig to {}", path.display()))?;
     }
     println!("listening on {}", server.url());
-    tokio::signal::ctrl_c()
-        .await
-        .context("waiting for the interrupt signal")?;
+    let mut terminate =
+        signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    tokio::select! {
+        interrupted = tokio::signal::ctrl_c() => interrupted.context("waiting for SIGINT")?,
+        _ = terminate.recv() => {}
+    }
+    if let Some(path) = &args.requests_out {
+        let records = serde_json::to_vec_pretty(&server.requests())?;
+        std::fs::write(path, records)
+            .with_context(|| format!("writing the request records to {}", path.display()))?;
+    }
     Ok(())
 }

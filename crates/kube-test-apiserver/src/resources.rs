@@ -73,6 +73,16 @@ pub static RESOURCES: &[ResourceType] = &[
         has_status: false,
     },
     ResourceType {
+        group: "events.k8s.io",
+        version: "v1",
+        plural: "events",
+        singular: "event",
+        kind: "Event",
+        namespaced: true,
+        short_names: &["ev"],
+        has_status: false,
+    },
+    ResourceType {
         group: "coordination.k8s.io",
         version: "v1",
         plural: "leases",
@@ -225,6 +235,9 @@ mod tests {
             .iter()
             .map(|g| g["name"].as_str().unwrap())
             .collect();
-        assert_eq!(names, ["discovery.k8s.io", "coordination.k8s.io"]);
+        assert_eq!(
+            names,
+            ["discovery.k8s.io", "events.k8s.io", "coordination.k8s.io"]
+        );
     }
 }

@@ -67,7 +67,8 @@ type Key = (String, String);
 
 struct State {
     rv: u64,
-    objects: HashMap<&'static str, BTreeMap<Key, Arc<Value>>>,
+    /// Objects per (group, plural).
+    objects: HashMap<(&'static str, &'static str), BTreeMap<Key, Arc<Value>>>,
     log: VecDeque<Arc<WatchEvent>>,
     /// resourceVersion of `log[0]` (`rv + 1` when the log is empty).
     first_rv: u64,
@@ -193,7 +194,7 @@ impl Store {
         let st = self.lock();
         let items = st
             .objects
-            .get(resource.plural)
+            .get(&(resource.group, resource.plural))
             .into_iter()
             .flat_map(|objects| objects.iter())
             .filter(|((ns, _), _)| namespace.is_none_or(|want| ns == want))
@@ -221,7 +222,7 @@ impl Store {
         name: &str,
     ) -> Result<&'a Arc<Value>, ApiError> {
         st.objects
-            .get(resource.plural)
+            .get(&(resource.group, resource.plural))
             .and_then(|objects| objects.get(&(namespace.to_string(), name.to_string())))
             .ok_or_else(|| ApiError::not_found(resource.plural, name))
     }
@@ -247,7 +248,10 @@ impl Store {
                 .to_string(),
             name_of(&object).to_string(),
         );
-        let objects = st.objects.entry(resource.plural).or_default();
+        let objects = st
+            .objects
+            .entry((resource.group, resource.plural))
+            .or_default();
         if kind == EventType::Deleted {
             objects.remove(&key);
         } else {

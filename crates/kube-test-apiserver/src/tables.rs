@@ -248,7 +248,12 @@ fn cells(kind: &str, obj: &Value) -> Vec<Value> {
             json!(created),
         ],
         "Event" => {
-            let involved = &obj["involvedObject"];
+            // core/v1 names it involvedObject, events.k8s.io/v1 regarding.
+            let involved = if obj["regarding"].is_object() {
+                &obj["regarding"]
+            } else {
+                &obj["involvedObject"]
+            };
             vec![
                 json!(age(obj["lastTimestamp"]
                     .as_str()
@@ -260,7 +265,11 @@ fn cells(kind: &str, obj: &Value) -> Vec<Value> {
                     text(&involved["kind"]).to_lowercase(),
                     text(&involved["name"])
                 )),
-                json!(text(&obj["message"])),
+                json!(text(if obj["note"].is_string() {
+                    &obj["note"]
+                } else {
+                    &obj["message"]
+                })),
             ]
         }
         _ => vec![name, json!(created)],
