@@ -83,26 +83,31 @@ impl Atom {
 
     /// Parses an atom from its JSON form.
     pub fn from_json(v: &Value) -> Result<Atom, DatumError> {
+        Atom::from_value(v.clone())
+    }
+
+    /// Parses an atom from its JSON form, moving strings out of it instead of copying.
+    pub fn from_value(v: Value) -> Result<Atom, DatumError> {
         match v {
-            Value::String(s) => Ok(Atom::String(s.clone())),
-            Value::Bool(b) => Ok(Atom::Boolean(*b)),
-            Value::Number(n) => {
+            Value::String(s) => Ok(Atom::String(s)),
+            Value::Bool(b) => Ok(Atom::Boolean(b)),
+            Value::Number(ref n) => {
                 if let Some(i) = n.as_i64() {
                     Ok(Atom::Integer(i))
                 } else if let Some(f) = n.as_f64() {
                     Ok(Atom::Real(f))
                 } else {
-                    Err(DatumError::new("number out of range", v))
+                    Err(DatumError::new("number out of range", &v))
                 }
             }
-            Value::Array(a) if a.len() == 2 => match (a[0].as_str(), a[1].as_str()) {
-                (Some("uuid"), Some(u)) => Uuid::parse_str(u)
+            Value::Array(ref a) if a.len() == 2 => match (a[0].as_str(), &a[1]) {
+                (Some("uuid"), Value::String(u)) => Uuid::parse_str(u)
                     .map(Atom::Uuid)
-                    .map_err(|_| DatumError::new("malformed uuid", v)),
-                (Some("named-uuid"), Some(n)) => Ok(Atom::NamedUuid(n.to_owned())),
-                _ => Err(DatumError::new("not an atom", v)),
+                    .map_err(|_| DatumError::new("malformed uuid", &v)),
+                (Some("named-uuid"), Value::String(n)) => Ok(Atom::NamedUuid(n.clone())),
+                _ => Err(DatumError::new("not an atom", &v)),
             },
-            _ => Err(DatumError::new("not an atom", v)),
+            _ => Err(DatumError::new("not an atom", &v)),
         }
     }
 
@@ -276,33 +281,42 @@ impl Datum {
 
     /// Parses any wire form: a bare atom, `["set", [...]]` or `["map", [[k, v], ...]]`.
     pub fn from_json(v: &Value) -> Result<Datum, DatumError> {
-        if let Value::Array(a) = v {
-            if a.len() == 2 {
-                match (a[0].as_str(), &a[1]) {
-                    (Some("set"), Value::Array(items)) => {
-                        return items
-                            .iter()
-                            .map(Atom::from_json)
-                            .collect::<Result<_, _>>()
-                            .map(Datum::Set);
-                    }
-                    (Some("map"), Value::Array(pairs)) => {
-                        let mut m = BTreeMap::new();
-                        for p in pairs {
-                            match p {
-                                Value::Array(kv) if kv.len() == 2 => {
-                                    m.insert(Atom::from_json(&kv[0])?, Atom::from_json(&kv[1])?);
-                                }
-                                _ => return Err(DatumError::new("malformed map pair", p)),
-                            }
-                        }
-                        return Ok(Datum::Map(m));
-                    }
-                    _ => {}
+        Datum::from_value(v.clone())
+    }
+
+    /// Like [`Datum::from_json`], moving strings out of the value instead of copying them
+    /// (what the replica uses for monitor dumps).
+    pub fn from_value(mut v: Value) -> Result<Datum, DatumError> {
+        let mut tagged = None;
+        if let Value::Array(a) = &mut v {
+            if let [tag, Value::Array(items)] = a.as_mut_slice() {
+                if let Some(tag @ ("set" | "map")) = tag.as_str() {
+                    tagged = Some((tag == "set", std::mem::take(items)));
                 }
             }
         }
-        Atom::from_json(v).map(|a| Datum::Set(BTreeSet::from([a])))
+        let Some((is_set, items)) = tagged else {
+            return Atom::from_value(v).map(|a| Datum::Set(BTreeSet::from([a])));
+        };
+        if is_set {
+            return items
+                .into_iter()
+                .map(Atom::from_value)
+                .collect::<Result<_, _>>()
+                .map(Datum::Set);
+        }
+        let mut m = BTreeMap::new();
+        for p in items {
+            match p {
+                Value::Array(kv) if kv.len() == 2 => {
+                    let mut kv = kv.into_iter();
+                    let k = Atom::from_value(kv.next().unwrap_or_default())?;
+                    m.insert(k, Atom::from_value(kv.next().unwrap_or_default())?);
+                }
+                _ => return Err(DatumError::new("malformed map pair", &p)),
+            }
+        }
+        Ok(Datum::Map(m))
     }
 
     /// The wire form: a bare atom for one-element sets, otherwise `set`/`map`.
@@ -355,12 +369,17 @@ impl DatumError {
 
 /// Parses a JSON object of columns (as in `insert` rows or update `new`) into a [`Row`].
 pub fn row_from_json(v: &Value) -> Result<Row, DatumError> {
-    let obj = v
-        .as_object()
-        .ok_or_else(|| DatumError::new("row is not an object", v))?;
-    obj.iter()
+    row_from_value(v.clone())
+}
+
+/// Like [`row_from_json`], moving the column names and strings out of the value.
+pub fn row_from_value(v: Value) -> Result<Row, DatumError> {
+    let Value::Object(obj) = v else {
+        return Err(DatumError::new("row is not an object", &v));
+    };
+    obj.into_iter()
         .filter(|(k, _)| !k.starts_with('_'))
-        .map(|(k, v)| Ok((k.clone(), Datum::from_json(v)?)))
+        .map(|(k, v)| Ok((k, Datum::from_value(v)?)))
         .collect()
 }
 

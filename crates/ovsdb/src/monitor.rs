@@ -127,10 +127,10 @@ pub enum Updates {
 
 impl Updates {
     /// Applies the updates to a replica.
-    pub fn apply(&self, replica: &mut Replica) -> Result<(), UpdateError> {
+    pub fn apply(self, replica: &mut Replica) -> Result<(), UpdateError> {
         match self {
-            Updates::V1(v) => replica.apply_update(v),
-            Updates::V2(v) => replica.apply_update2(v),
+            Updates::V1(v) => replica.apply_update_value(v),
+            Updates::V2(v) => replica.apply_update2_value(v),
         }
     }
 }

@@ -7,10 +7,10 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use crate::datum::{row_from_json, Atom, Datum, DatumError, Row};
+use crate::datum::{row_from_value, Atom, Datum, DatumError, Row};
 use crate::schema::DatabaseSchema;
 
 /// A malformed update notification.
@@ -70,7 +70,9 @@ pub struct Replica {
 }
 
 fn row_name(row: &Row) -> Option<&str> {
-    row.get("name").and_then(Datum::as_atom).and_then(Atom::as_str)
+    row.get("name")
+        .and_then(Datum::as_atom)
+        .and_then(Atom::as_str)
 }
 
 impl Replica {
@@ -142,7 +144,10 @@ impl Replica {
 
     fn index(&mut self, table: &str, uuid: Uuid, row: Row) {
         let keys = self.indexed_keys.clone();
-        let t = self.tables.entry(table.to_owned()).or_default();
+        if !self.tables.contains_key(table) {
+            self.tables.insert(table.to_owned(), Table::default());
+        }
+        let t = self.tables.get_mut(table).expect("inserted above");
         if let Some(n) = row_name(&row) {
             t.by_name.entry(n.to_owned()).or_default().insert(uuid);
         }
@@ -172,13 +177,18 @@ impl Replica {
 
     /// Applies a `<table-updates>` object of the `monitor` method (`old`/`new` whole rows).
     pub fn apply_update(&mut self, updates: &Value) -> Result<(), UpdateError> {
-        for (table, uuid, change) in iter_updates(updates)? {
-            match change.get("new") {
+        self.apply_update_value(updates.clone())
+    }
+
+    /// Like [`Replica::apply_update`], consuming the notification (no copies of its strings).
+    pub fn apply_update_value(&mut self, updates: Value) -> Result<(), UpdateError> {
+        for_each_update(updates, |table, uuid, mut change| {
+            match change.remove("new") {
                 Some(new) => {
-                    // `new` carries only the monitored columns that changed along with the
-                    // unchanged ones the monitor selected, so it replaces the row whole.
-                    let mut row = row_from_json(new)?;
-                    if change.get("old").is_some() {
+                    // `new` holds the monitored columns; an `old` beside it means a modify,
+                    // where columns missing from `new` keep their previous value.
+                    let mut row = row_from_value(new)?;
+                    if change.contains_key("old") {
                         if let Some(prev) = self.get(table, &uuid) {
                             for (k, v) in prev {
                                 row.entry(k.clone()).or_insert_with(|| v.clone());
@@ -191,23 +201,25 @@ impl Replica {
                     self.remove(table, uuid);
                 }
             }
-        }
-        Ok(())
+            Ok(())
+        })
     }
 
     /// Applies a `<table-updates2>` object (`monitor_cond` / `monitor_cond_since`).
     pub fn apply_update2(&mut self, updates: &Value) -> Result<(), UpdateError> {
-        for (table, uuid, change) in iter_updates(updates)? {
-            let obj = change
-                .as_object()
-                .ok_or_else(|| UpdateError::Malformed(format!("row update for {uuid}")))?;
-            if let Some(row) = obj.get("initial").or_else(|| obj.get("insert")) {
-                self.put(table, uuid, row_from_json(row)?);
-            } else if let Some(diff) = obj.get("modify") {
+        self.apply_update2_value(updates.clone())
+    }
+
+    /// Like [`Replica::apply_update2`], consuming the notification (no copies of its strings).
+    pub fn apply_update2_value(&mut self, updates: Value) -> Result<(), UpdateError> {
+        for_each_update(updates, |table, uuid, mut change| {
+            if let Some(row) = change.remove("initial").or_else(|| change.remove("insert")) {
+                self.put(table, uuid, row_from_value(row)?);
+            } else if let Some(diff) = change.remove("modify") {
                 let mut row = self.remove(table, uuid).ok_or_else(|| {
                     UpdateError::Malformed(format!("modify of unknown row {table} {uuid}"))
                 })?;
-                let diff = row_from_json(diff)?;
+                let diff = row_from_value(diff)?;
                 for (col, d) in diff {
                     let scalar = self
                         .schema
@@ -218,15 +230,15 @@ impl Replica {
                     apply_diff(cur, d, scalar);
                 }
                 self.index(table, uuid, row);
-            } else if obj.contains_key("delete") {
+            } else if change.contains_key("delete") {
                 self.remove(table, uuid);
             } else {
                 return Err(UpdateError::Malformed(format!(
-                    "row update for {uuid} has no initial/insert/modify/delete"
+                    "row update for {table} {uuid} has no initial/insert/modify/delete"
                 )));
             }
-        }
-        Ok(())
+            Ok(())
+        })
     }
 }
 
@@ -260,24 +272,34 @@ fn apply_diff(cur: &mut Datum, diff: Datum, scalar: bool) {
     }
 }
 
-type UpdateItem<'a> = (&'a str, Uuid, &'a Value);
-
-fn iter_updates(updates: &Value) -> Result<Vec<UpdateItem<'_>>, UpdateError> {
-    let tables = updates
-        .as_object()
-        .ok_or_else(|| UpdateError::Malformed("table-updates is not an object".into()))?;
-    let mut out = Vec::new();
+/// Calls `f(table, uuid, row-update object)` for every row of a `<table-updates>` value.
+fn for_each_update(
+    updates: Value,
+    mut f: impl FnMut(&str, Uuid, Map<String, Value>) -> Result<(), UpdateError>,
+) -> Result<(), UpdateError> {
+    let Value::Object(tables) = updates else {
+        return Err(UpdateError::Malformed(
+            "table-updates is not an object".into(),
+        ));
+    };
     for (table, rows) in tables {
-        let rows = rows
-            .as_object()
-            .ok_or_else(|| UpdateError::Malformed(format!("table {table} is not an object")))?;
+        let Value::Object(rows) = rows else {
+            return Err(UpdateError::Malformed(format!(
+                "table {table} is not an object"
+            )));
+        };
         for (uuid, change) in rows {
-            let uuid = Uuid::parse_str(uuid)
-                .map_err(|_| UpdateError::Malformed(format!("bad row uuid {uuid}")))?;
-            out.push((table.as_str(), uuid, change));
+            let uuid = Uuid::parse_str(&uuid)
+                .map_err(|_| UpdateError::Malformed(format!("bad row uuid {uuid} in {table}")))?;
+            let Value::Object(change) = change else {
+                return Err(UpdateError::Malformed(format!(
+                    "row update for {table} {uuid} is not an object"
+                )));
+            };
+            f(&table, uuid, change)?;
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -304,10 +326,12 @@ mod tests {
     #[test]
     fn update2_insert_modify_delete() {
         let mut r = Replica::new(schema(), vec!["owner".into()]);
-        r.apply_update2(&json!({"LB": {U: {"insert": {"name": "a", "protocol": "tcp",
+        r.apply_update2(
+            &json!({"LB": {U: {"insert": {"name": "a", "protocol": "tcp",
             "vips": ["map", [["1.1.1.1:80", "2.2.2.2:80"]]],
-            "external_ids": ["map", [["owner", "ns/x"]]]}}}}))
-            .unwrap();
+            "external_ids": ["map", [["owner", "ns/x"]]]}}}}),
+        )
+        .unwrap();
         let u = Uuid::parse_str(U).unwrap();
         assert_eq!(r.table("LB").unwrap().by_name("a").collect::<Vec<_>>(), [u]);
         assert_eq!(
@@ -317,9 +341,11 @@ mod tests {
                 .count(),
             1
         );
-        r.apply_update2(&json!({"LB": {U: {"modify": {"name": "b", "protocol": ["set", ["tcp", "udp"]],
-            "vips": ["map", [["1.1.1.1:80", "2.2.2.2:80"], ["3.3.3.3:80", ""]]]}}}}))
-            .unwrap();
+        r.apply_update2(
+            &json!({"LB": {U: {"modify": {"name": "b", "protocol": ["set", ["tcp", "udp"]],
+            "vips": ["map", [["1.1.1.1:80", "2.2.2.2:80"], ["3.3.3.3:80", ""]]]}}}}),
+        )
+        .unwrap();
         let row = r.get("LB", &u).unwrap();
         assert_eq!(row["name"], Datum::scalar("b"));
         assert_eq!(row["protocol"], Datum::scalar("udp"));
@@ -343,7 +369,9 @@ mod tests {
         let mut r = Replica::new(schema(), vec![]);
         assert!(r.apply_update2(&json!([])).is_err());
         assert!(r.apply_update2(&json!({"LB": {"nope": {}}})).is_err());
-        assert!(r.apply_update2(&json!({"LB": {U: {"modify": {}}}})).is_err());
+        assert!(r
+            .apply_update2(&json!({"LB": {U: {"modify": {}}}}))
+            .is_err());
         assert!(r.apply_update2(&json!({"LB": {U: {"what": {}}}})).is_err());
     }
 }

@@ -173,51 +173,42 @@ async fn monitor(
     };
     let reply = monitor::parse_reply(method, result).map_err(|e| protocol(conn, e))?;
     let apply_err = |e: crate::replica::UpdateError| protocol(conn, format!("monitor reply: {e}"));
-    if reply.found {
+    let (found, reply_txn_id) = (reply.found, reply.last_txn_id);
+    if found {
         let mut sync = inner.sync.lock().expect("sync lock");
+        let deferred = sync.deferred.take().unwrap_or_default();
         let mut replica = inner.replica.write().expect("replica lock");
-        let applied = std::iter::once(&reply.updates)
-            .chain(sync.deferred.iter().flatten())
+        let applied = std::iter::once(reply.updates)
+            .chain(deferred)
             .try_for_each(|u| u.apply(&mut replica));
         drop(replica);
-        finish_monitor(&mut sync, epoch, reply.last_txn_id, applied.is_ok());
+        finish_monitor(&mut sync, reply_txn_id, applied.is_ok());
         applied.map_err(apply_err)?;
     } else {
         // Build the new replica without holding any lock, then swap it in whole.
         let mut fresh = Replica::new(schema.clone(), inner.config.indexed_external_ids.clone());
         reply.updates.apply(&mut fresh).map_err(apply_err)?;
         let mut sync = inner.sync.lock().expect("sync lock");
-        let applied = sync
-            .deferred
-            .iter()
-            .flatten()
-            .try_for_each(|u| u.apply(&mut fresh));
+        let deferred = sync.deferred.take().unwrap_or_default();
+        let applied = deferred.into_iter().try_for_each(|u| u.apply(&mut fresh));
         if applied.is_ok() {
             *inner.replica.write().expect("replica lock") = fresh;
         }
-        finish_monitor(&mut sync, epoch, reply.last_txn_id, applied.is_ok());
+        finish_monitor(&mut sync, reply_txn_id, applied.is_ok());
         applied.map_err(apply_err)?;
     }
-    inner.metrics.monitored(reply.found);
+    inner.metrics.monitored(found);
     *inner.schema.write().expect("schema lock") = schema;
     inner.bump_generation();
     Ok(())
 }
 
-/// Ends the deferral; keeps the newest txn id (an `update3` queued after the reply is newer).
-fn finish_monitor(
-    sync: &mut crate::client::SyncState,
-    epoch: u64,
-    reply_txn_id: Option<String>,
-    ok: bool,
-) {
-    if sync.epoch != epoch {
-        return;
-    }
-    sync.deferred = None;
+/// Records the txn id to resume from: an `update3` queued behind the reply is newer than the
+/// reply's own id; a failed apply means the replica is not at any txn id.
+fn finish_monitor(sync: &mut crate::client::SyncState, reply_txn_id: Option<String>, ok: bool) {
     if !ok {
         sync.last_txn_id = None;
-    } else if reply_txn_id.is_some() && sync.last_txn_id.is_none() {
+    } else if sync.last_txn_id.is_none() {
         sync.last_txn_id = reply_txn_id;
     }
 }
