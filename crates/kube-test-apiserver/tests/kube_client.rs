@@ -166,6 +166,40 @@ async fn watcher_follows_changes_and_relists_after_forced_expiry() {
     );
 }
 
+#[tokio::test]
+async fn watcher_resumes_without_relisting_after_streams_are_closed() {
+    let (server, client) = start(Config::default()).await;
+    let pods: Api<Pod> = Api::namespaced(client, "c");
+    let mut events = watcher(pods.clone(), watcher::Config::default())
+        .default_backoff()
+        .boxed();
+    while !matches!(next(&mut events).await.unwrap(), watcher::Event::InitDone) {}
+    let watches_before = server
+        .requests()
+        .iter()
+        .find(|r| r.verb == "watch" && r.resource == "pods")
+        .map_or(0, |r| r.count);
+    server.close_watches();
+    pods.create(&PostParams::default(), &pod("late", "web", "n1"))
+        .await
+        .unwrap();
+    match next(&mut events).await.unwrap() {
+        watcher::Event::Apply(p) => assert_eq!(p.name_any(), "late"),
+        other => panic!("expected the change made while reconnecting, got {other:?}"),
+    }
+    assert_eq!(
+        list_count(&server),
+        1,
+        "resumed from its resourceVersion, no relist"
+    );
+    let watches_after = server
+        .requests()
+        .iter()
+        .find(|r| r.verb == "watch" && r.resource == "pods")
+        .map_or(0, |r| r.count);
+    assert!(watches_after > watches_before, "a new watch was opened");
+}
+
 fn list_count(server: &TestApiServer) -> u64 {
     server
         .requests()
