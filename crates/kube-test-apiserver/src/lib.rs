@@ -4,6 +4,14 @@
 //! the status subresource for Nodes, Pods, Services, Namespaces, Events, Endpoints,
 //! EndpointSlices and Leases, over plain HTTP on 127.0.0.1, so that kube-rs and kubectl run
 //! against it unchanged.
+//!
+//! In a test: `let server = TestApiServer::start(Config::default()).await?;` then point a client
+//! at `server.kubeconfig()` (or `server.url()`); `server.expire_watches()` makes resuming
+//! watches get 410 Gone, `server.close_watches()` ends streams, `server.requests()` lists the
+//! (verb, group, resource) triples seen. From a shell: `kube-test-apiserver --port 0
+//! --load objects.yaml --kubeconfig-out kubeconfig` prints `listening on http://127.0.0.1:PORT`;
+//! `POST /debug/expire-watches`, `POST /debug/close-watches` and `GET /debug/requests` do the
+//! same over HTTP.
 
 mod allocator;
 mod error;

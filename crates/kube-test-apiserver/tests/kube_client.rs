@@ -296,6 +296,20 @@ async fn lease_create_and_update() {
         updated.metadata.resource_version,
         created.metadata.resource_version
     );
+
+    // Server-side apply is approximated as create-or-merge, enough for leader-election helpers.
+    let apply = PatchParams::apply("test-manager");
+    let applied = |holder: &str| {
+        Patch::Apply(json!({
+            "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+            "metadata": {"name": "leader"},
+            "spec": {"holderIdentity": holder},
+        }))
+    };
+    let first = leases.patch("leader", &apply, &applied("a")).await.unwrap();
+    let second = leases.patch("leader", &apply, &applied("b")).await.unwrap();
+    assert_eq!(first.metadata.uid, second.metadata.uid);
+    assert_eq!(second.spec.unwrap().holder_identity.as_deref(), Some("b"));
 }
 
 #[tokio::test]
