@@ -100,7 +100,7 @@ impl ServiceAllocator {
         }
     }
 
-    /// Fills in `spec.clusterIP(s)`, `spec.type` and the NodePorts of a Service being created
+    /// Fills in `spec.clusterIP(s)` and the NodePorts of a Service being created
     /// (`old` = None) or updated, marking them taken; fails without side effect when a requested
     /// address or port is taken, outside its range, or an immutable ClusterIP changes.
     pub fn assign(&mut self, svc: &mut Value, old: Option<&Value>) -> Result<(), ApiError> {
@@ -108,9 +108,6 @@ impl ServiceAllocator {
         let invalid = |why: String| ApiError::invalid("Service", &name, why);
         if !svc["spec"].is_object() {
             svc["spec"] = json!({});
-        }
-        if svc["spec"]["type"].as_str().is_none() {
-            svc["spec"]["type"] = json!("ClusterIP");
         }
         let old_ip = old.and_then(cluster_ip).map(str::to_string);
         let requested = svc["spec"]["clusterIP"].as_str().map(str::to_string);
@@ -286,7 +283,6 @@ mod tests {
         alloc.assign(&mut svc, None).unwrap();
         assert_eq!(svc["spec"]["clusterIP"], "10.43.0.2");
         assert_eq!(svc["spec"]["clusterIPs"], json!(["10.43.0.2"]));
-        assert_eq!(svc["spec"]["type"], "ClusterIP");
         let mut dup = json!({"metadata": {"name": "b"}, "spec": {"clusterIP": "10.43.0.2"}});
         let err = alloc.assign(&mut dup, None).unwrap_err();
         assert_eq!(err.code, 422);

@@ -14,6 +14,7 @@
 //! same over HTTP.
 
 mod allocator;
+mod defaults;
 mod error;
 mod handlers;
 mod loader;

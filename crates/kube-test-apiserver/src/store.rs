@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 use tokio::sync::watch;
 
 use crate::allocator::ServiceAllocator;
+use crate::defaults;
 use crate::error::ApiError;
 use crate::meta;
 use crate::patch::{self, PatchKind};
@@ -339,14 +340,7 @@ impl Store {
             meta.insert("creationTimestamp".into(), json!(meta::now_rfc3339()));
             meta.insert("generation".into(), json!(1));
         }
-        match resource.kind {
-            "Namespace" => {
-                obj["spec"]["finalizers"] = json!(["kubernetes"]);
-                obj["status"]["phase"] = json!("Active");
-            }
-            "Pod" if obj["status"]["phase"].is_null() => obj["status"]["phase"] = json!("Pending"),
-            _ => {}
-        }
+        defaults::apply(resource.kind, &mut obj);
         let mut st = self.lock();
         if Self::find(&st, resource, &namespace, &name).is_ok() {
             return Err(ApiError::already_exists(resource.plural, &name));
@@ -439,6 +433,9 @@ impl Store {
             "resourceVersion",
         ] {
             copy_field(&mut new["metadata"], &old["metadata"], field);
+        }
+        if !status_only {
+            defaults::apply(resource.kind, &mut new);
         }
         if resource.kind == "Service" && !status_only {
             st.services.assign(&mut new, Some(&old))?;

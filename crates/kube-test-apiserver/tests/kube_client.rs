@@ -137,7 +137,7 @@ async fn watcher_follows_changes_and_relists_after_forced_expiry() {
         ["apply p1 None", "apply p1 Some(\"v\")", "delete p1"]
     );
 
-    let lists_before = list_count(&server);
+    let lists_before = pod_requests(&server, "list");
     server.expire_watches();
     pods.create(&pp, &pod("after", "web", "n1")).await.unwrap();
     // The stream ends with 410 Gone; the watcher reports it, backs off, relists and converges.
@@ -161,7 +161,7 @@ async fn watcher_follows_changes_and_relists_after_forced_expiry() {
     assert!(saw_gone, "the expired watch surfaced as an error");
     assert_eq!(relisted, ["after", "before"]);
     assert!(
-        list_count(&server) > lists_before,
+        pod_requests(&server, "list") > lists_before,
         "the watcher listed again"
     );
 }
@@ -174,11 +174,7 @@ async fn watcher_resumes_without_relisting_after_streams_are_closed() {
         .default_backoff()
         .boxed();
     while !matches!(next(&mut events).await.unwrap(), watcher::Event::InitDone) {}
-    let watches_before = server
-        .requests()
-        .iter()
-        .find(|r| r.verb == "watch" && r.resource == "pods")
-        .map_or(0, |r| r.count);
+    let watches_before = pod_requests(&server, "watch");
     server.close_watches();
     pods.create(&PostParams::default(), &pod("late", "web", "n1"))
         .await
@@ -188,23 +184,20 @@ async fn watcher_resumes_without_relisting_after_streams_are_closed() {
         other => panic!("expected the change made while reconnecting, got {other:?}"),
     }
     assert_eq!(
-        list_count(&server),
+        pod_requests(&server, "list"),
         1,
         "resumed from its resourceVersion, no relist"
     );
-    let watches_after = server
-        .requests()
-        .iter()
-        .find(|r| r.verb == "watch" && r.resource == "pods")
-        .map_or(0, |r| r.count);
+    let watches_after = pod_requests(&server, "watch");
     assert!(watches_after > watches_before, "a new watch was opened");
 }
 
-fn list_count(server: &TestApiServer) -> u64 {
+/// How many `verb` requests on core Pods the server has seen.
+fn pod_requests(server: &TestApiServer, verb: &str) -> u64 {
     server
         .requests()
         .iter()
-        .find(|r| r.verb == "list" && r.resource == "pods")
+        .find(|r| r.verb == verb && r.group.is_empty() && r.resource == "pods")
         .map_or(0, |r| r.count)
 }
 
