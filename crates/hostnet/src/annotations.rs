@@ -1,56 +1,21 @@
-//! Node annotations the node side publishes, in upstream's exact JSON shapes.
+//! Node annotations the node side publishes, encoded with the desired-state crate's codecs
+//! (byte-compatible with upstream).
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
-use serde::Serialize;
+use ovnkube_desired::annotations::{
+    encode_host_addresses, encode_ifaddr, encode_l3_gateway_config, IfAddr, L3GatewayConfig,
+};
+pub use ovnkube_desired::annotations::{
+    HOST_ADDRESSES, L3_GATEWAY_CONFIG, NODE_CHASSIS_ID, NODE_MGMT_PORT_MAC, NODE_PRIMARY_IFADDR,
+};
 
 use crate::facts::NodeFacts;
 use crate::net::MacAddr;
 
-/// `k8s.ovn.org/l3-gateway-config`
-pub const L3_GATEWAY_CONFIG: &str = "k8s.ovn.org/l3-gateway-config";
-/// `k8s.ovn.org/node-chassis-id`
-pub const NODE_CHASSIS_ID: &str = "k8s.ovn.org/node-chassis-id";
-/// `k8s.ovn.org/node-primary-ifaddr`
-pub const NODE_PRIMARY_IFADDR: &str = "k8s.ovn.org/node-primary-ifaddr";
-/// `k8s.ovn.org/host-addresses`
-pub const HOST_ADDRESSES: &str = "k8s.ovn.org/host-addresses";
-/// `k8s.ovn.org/node-mgmt-port-mac-address`
-pub const NODE_MGMT_PORT_MAC: &str = "k8s.ovn.org/node-mgmt-port-mac-address";
 /// `k8s.ovn.org/zone-name`
 pub const ZONE_NAME: &str = "k8s.ovn.org/zone-name";
-
-/// `l3-gateway-config["default"]`, field order as upstream's `L3GatewayConfig` marshals it.
-#[derive(Serialize)]
-struct L3GatewayConfig<'a> {
-    mode: &'a str,
-    #[serde(rename = "interface-id")]
-    interface_id: String,
-    #[serde(rename = "mac-address")]
-    mac_address: String,
-    #[serde(rename = "ip-addresses")]
-    ip_addresses: Vec<String>,
-    #[serde(rename = "ip-address", skip_serializing_if = "Option::is_none")]
-    ip_address: Option<String>,
-    #[serde(rename = "next-hops")]
-    next_hops: Vec<String>,
-    #[serde(rename = "next-hop", skip_serializing_if = "Option::is_none")]
-    next_hop: Option<String>,
-    #[serde(rename = "node-port-enable")]
-    node_port_enable: &'a str,
-    #[serde(rename = "vlan-id")]
-    vlan_id: &'a str,
-}
-
-#[derive(Serialize)]
-struct PrimaryIfAddr {
-    ipv4: String,
-}
-
-fn single<T: Clone>(v: &[T]) -> Option<T> {
-    (v.len() == 1).then(|| v[0].clone())
-}
 
 /// The node annotations (key -> value) for this node, its chassis id and management port MAC.
 pub fn node_annotations(
@@ -58,46 +23,38 @@ pub fn node_annotations(
     chassis_id: &str,
     mgmt_mac: MacAddr,
 ) -> BTreeMap<String, String> {
-    let ip_addresses = vec![n.gateway_ip.to_string()];
-    let next_hops: Vec<String> = n.next_hops.iter().map(Ipv4Addr::to_string).collect();
     let l3 = L3GatewayConfig {
-        mode: "local",
+        mode: "local".into(),
         interface_id: n.gateway_interface_id(),
         mac_address: n.bridge_mac.to_string(),
-        ip_address: single(&ip_addresses),
-        ip_addresses,
-        next_hop: single(&next_hops),
-        next_hops,
-        node_port_enable: "true",
-        vlan_id: "0",
-    };
-    let mut host_addresses: Vec<String> = std::iter::once(n.gateway_ip.addr)
+        ip_addresses: vec![n.gateway_ip.to_string()],
+        next_hops: n.next_hops.iter().map(Ipv4Addr::to_string).collect(),
+        node_port_enable: "true".into(),
+        vlan_id: "0".into(),
+        ..L3GatewayConfig::default()
+    }
+    .with_legacy_fields();
+    let host_addresses: Vec<String> = std::iter::once(n.gateway_ip.addr)
         .chain(n.other_host_ips.iter().copied())
         .map(|ip| ip.to_string())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
         .collect();
-    host_addresses.sort();
-    host_addresses.dedup();
+    let primary = IfAddr {
+        ipv4: n.gateway_ip.to_string(),
+        ..IfAddr::default()
+    };
     BTreeMap::from([
-        (
-            L3_GATEWAY_CONFIG.to_string(),
-            json(&BTreeMap::from([("default", l3)])),
-        ),
+        (L3_GATEWAY_CONFIG.to_string(), encode_l3_gateway_config(&l3)),
         (NODE_CHASSIS_ID.to_string(), chassis_id.to_string()),
+        (NODE_PRIMARY_IFADDR.to_string(), encode_ifaddr(&primary)),
         (
-            NODE_PRIMARY_IFADDR.to_string(),
-            json(&PrimaryIfAddr {
-                ipv4: n.gateway_ip.to_string(),
-            }),
+            HOST_ADDRESSES.to_string(),
+            encode_host_addresses(&host_addresses),
         ),
-        (HOST_ADDRESSES.to_string(), json(&host_addresses)),
         (NODE_MGMT_PORT_MAC.to_string(), mgmt_mac.to_string()),
         (ZONE_NAME.to_string(), "global".to_string()),
     ])
-}
-
-/// JSON text of plain data (maps, vectors and strings always serialise).
-fn json<T: Serialize>(v: &T) -> String {
-    serde_json::to_string(v).expect("plain data always serialises")
 }
 
 #[cfg(test)]

@@ -78,7 +78,7 @@ pub struct NodeFacts {
 impl NodeFacts {
     /// The management port address: second address of the node subnet (`10.42.0.2/24`).
     pub fn mgmt_port_ip(&self) -> Ipv4Cidr {
-        Ipv4Cidr::new(self.node_subnet.nth(2), self.node_subnet.prefix)
+        Ipv4Cidr::new(self.node_subnet.nth(2), self.node_subnet.len)
     }
 
     /// The node subnet gateway (`rtos-<node>`, `.1`).

@@ -85,7 +85,7 @@ pub struct HostNetState {
 }
 
 fn dst_text(c: &Ipv4Cidr) -> String {
-    if c.prefix == 32 {
+    if c.len == 32 {
         c.addr.to_string()
     } else {
         c.trunc().to_string()

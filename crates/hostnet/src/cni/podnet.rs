@@ -1,18 +1,16 @@
 //! Where ADD gets the pod's `k8s.ovn.org/pod-networks` annotation from, and what it reads in it.
 
-use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use serde::Deserialize;
+use ovnkube_desired::annotations::{decode_pod_networks, POD_NETWORKS};
+use ovnkube_desired::net::{looks_ipv6, parse_ipv4};
 
 use super::{CniArgs, CniError, ERR_DECODE, ERR_HOST, ERR_TRY_AGAIN};
 use crate::net::{Ipv4Cidr, MacAddr};
 
-/// `k8s.ovn.org/pod-networks`.
-pub const POD_NETWORKS: &str = "k8s.ovn.org/pod-networks";
 const POLL: Duration = Duration::from_millis(200);
 
 /// The default network's entry of the annotation, validated (IPv4).
@@ -28,38 +26,12 @@ pub struct PodNetwork {
     pub routes: Vec<(Ipv4Cidr, Ipv4Addr)>,
 }
 
-#[derive(Deserialize)]
-struct RawRoute {
-    dest: String,
-    #[serde(rename = "nextHop")]
-    next_hop: String,
-}
-
-#[derive(Deserialize)]
-struct RawPodNetwork {
-    #[serde(default)]
-    ip_addresses: Vec<String>,
-    #[serde(default)]
-    ip_address: String,
-    mac_address: String,
-    #[serde(default)]
-    gateway_ips: Vec<String>,
-    #[serde(default)]
-    gateway_ip: String,
-    #[serde(default)]
-    routes: Vec<RawRoute>,
-}
-
 impl PodNetwork {
     /// Decodes the annotation value (`{"default": {...}}`), keeping the IPv4 parts.
     pub fn decode(value: &str) -> Result<PodNetwork, CniError> {
         let bad =
             |why: String| CniError::new(ERR_DECODE, format!("bad {POD_NETWORKS} annotation"), why);
-        let mut all: BTreeMap<String, RawPodNetwork> =
-            serde_json::from_str(value).map_err(|e| bad(format!("malformed JSON: {e}")))?;
-        let raw = all
-            .remove("default")
-            .ok_or_else(|| bad("no \"default\" entry".into()))?;
+        let raw = decode_pod_networks(value).map_err(|e| bad(e.reason))?;
         let or_legacy = |list: Vec<String>, single: String| {
             if list.is_empty() && !single.is_empty() {
                 vec![single]
@@ -67,10 +39,9 @@ impl PodNetwork {
                 list
             }
         };
-        let v4 = |s: &str| !s.contains(':');
         let ips = or_legacy(raw.ip_addresses, raw.ip_address)
             .iter()
-            .filter(|s| v4(s))
+            .filter(|s| !looks_ipv6(s))
             .map(|s| s.parse::<Ipv4Cidr>().map_err(|e| bad(e.to_string())))
             .collect::<Result<Vec<_>, _>>()?;
         if ips.is_empty() {
@@ -78,25 +49,21 @@ impl PodNetwork {
         }
         let gateways = or_legacy(raw.gateway_ips, raw.gateway_ip)
             .iter()
-            .filter(|s| v4(s))
-            .map(|s| {
-                s.parse::<Ipv4Addr>()
-                    .map_err(|e| bad(format!("gateway {s:?}: {e}")))
-            })
+            .filter(|s| !looks_ipv6(s))
+            .map(|s| parse_ipv4(s).map_err(|e| bad(format!("gateway: {e}"))))
             .collect::<Result<Vec<_>, _>>()?;
         let routes = raw
             .routes
             .iter()
-            .filter(|r| v4(&r.dest))
+            .filter(|r| !looks_ipv6(&r.dest))
             .map(|r| {
-                let nh = r
-                    .next_hop
-                    .parse::<Ipv4Addr>()
-                    .map_err(|e| bad(format!("route next hop {:?}: {e}", r.next_hop)))?;
-                Ok((
-                    r.dest.parse::<Ipv4Cidr>().map_err(|e| bad(e.to_string()))?,
-                    nh,
-                ))
+                let dest = r
+                    .dest
+                    .parse::<Ipv4Cidr>()
+                    .map_err(|e| bad(format!("route: {e}")))?;
+                let nh =
+                    parse_ipv4(&r.next_hop).map_err(|e| bad(format!("route next hop: {e}")))?;
+                Ok((dest, nh))
             })
             .collect::<Result<Vec<_>, CniError>>()?;
         Ok(PodNetwork {
@@ -191,18 +158,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn decodes_upstream_annotation_with_routes_and_legacy_fields() {
+    fn decodes_upstream_annotation_with_routes() {
         let v = r#"{"default":{"ip_addresses":["10.42.0.12/24"],"mac_address":"0a:58:0a:2a:00:0c","gateway_ips":["10.42.0.1"],"routes":[{"dest":"10.43.0.0/16","nextHop":"10.42.0.1"}],"ip_address":"10.42.0.12/24","gateway_ip":"10.42.0.1"}}"#;
         let n = PodNetwork::decode(v).unwrap();
         assert_eq!(n.ips[0].to_string(), "10.42.0.12/24");
         assert_eq!(n.mac.to_string(), "0a:58:0a:2a:00:0c");
         assert_eq!(n.gateways, [Ipv4Addr::new(10, 42, 0, 1)]);
         assert_eq!(n.routes[0].0.to_string(), "10.43.0.0/16");
-        let legacy = r#"{"default":{"ip_address":"10.42.0.13/24","mac_address":"0a:58:0a:2a:00:0d","gateway_ip":"10.42.0.1"}}"#;
-        assert_eq!(
-            PodNetwork::decode(legacy).unwrap().ips[0].to_string(),
-            "10.42.0.13/24"
-        );
         for bad in [
             "{",
             r#"{"other":{}}"#,
