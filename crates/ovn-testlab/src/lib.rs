@@ -391,17 +391,21 @@ impl Lab {
         Ok(ids)
     }
 
+    /// `ovs-appctl -t <ctl> <args>` against a server's unixctl socket.
+    pub fn appctl(&self, id: ServerId, args: &[&str]) -> io::Result<String> {
+        let ctl = self.server(id).ctl.to_string_lossy().into_owned();
+        let mut all = vec!["-T", "5", "-t", ctl.as_str()];
+        all.extend_from_slice(args);
+        self.run("ovs-appctl", &all)
+    }
+
     /// `ovs-appctl -t <ctl> cluster/status <db>`.
     pub fn cluster_status(&self, id: ServerId) -> io::Result<String> {
         let s = self.server(id);
         if !s.clustered {
             return Err(other_err(format!("{} is not clustered", s.name)));
         }
-        let ctl = s.ctl.to_string_lossy().into_owned();
-        self.run(
-            "ovs-appctl",
-            &["-T", "5", "-t", &ctl, "cluster/status", s.db.name()],
-        )
+        self.appctl(id, &["cluster/status", s.db.name()])
     }
 
     /// The running member among `ids` that reports itself RAFT leader.

@@ -108,6 +108,7 @@ pub(crate) struct Inner {
     pub conn: watch::Sender<Option<Connection>>,
     pub generation: watch::Sender<u64>,
     pub last_error: Mutex<Option<String>>,
+    pub last_disconnect: Mutex<Option<String>>,
     pub metrics: Metrics,
     pub shutdown: watch::Sender<bool>,
 }
@@ -209,6 +210,7 @@ impl Client {
             conn: watch::channel(None).0,
             generation: watch::channel(0).0,
             last_error: Mutex::new(None),
+            last_disconnect: Mutex::new(None),
             metrics: Metrics::default(),
             shutdown: watch::channel(false).0,
             remotes,
@@ -280,6 +282,11 @@ impl Client {
             .borrow()
             .as_ref()
             .map(|c| c.remote().to_owned())
+    }
+
+    /// Why the latest connection ended (e.g. a leadership change seen through `_Server`).
+    pub fn last_disconnect_reason(&self) -> Option<String> {
+        self.inner.last_disconnect.lock().expect("lock").clone()
     }
 
     /// The client's counters.

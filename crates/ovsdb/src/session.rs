@@ -59,6 +59,8 @@ pub(crate) async fn run(inner: Arc<Inner>) {
             backoff = inner.config.backoff.initial;
             *inner.last_error.lock().expect("lock") = None;
             inner.conn.send_replace(Some(conn.clone()));
+            // After publishing: whoever sees the new replica also finds the connection up.
+            inner.bump_generation();
             tracing::info!(%remote, database = %inner.config.database, "connected");
             let reason = tokio::select! {
                 r = conn.closed() => r,
@@ -66,6 +68,7 @@ pub(crate) async fn run(inner: Arc<Inner>) {
             };
             conn.close(&reason);
             inner.conn.send_replace(None);
+            *inner.last_disconnect.lock().expect("lock") = Some(reason.clone());
             tracing::info!(%remote, %reason, "disconnected");
             // Move on so that a member that lost leadership (or died) is tried last.
             next = idx + 1;
@@ -199,7 +202,6 @@ async fn monitor(
     }
     inner.metrics.monitored(found);
     *inner.schema.write().expect("schema lock") = schema;
-    inner.bump_generation();
     Ok(())
 }
 

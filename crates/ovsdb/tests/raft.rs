@@ -51,7 +51,10 @@ async fn leader_kill_moves_client_and_commits_each_txn_once() {
     let client = Client::connect(nb_config(ordered)).await.unwrap();
     assert_eq!(
         client.current_remote(),
-        Some(lab.server(leader).unix_remote())
+        Some(lab.server(leader).unix_remote()),
+        "{:?} {:?}",
+        client.last_disconnect_reason(),
+        client.metrics()
     );
 
     let writers: Vec<_> = (0..WRITERS)
@@ -108,4 +111,46 @@ async fn leader_kill_moves_client_and_commits_each_txn_once() {
         replica_rows(r, "Load_Balancer") == want
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leader_leaving_the_cluster_moves_the_client() {
+    let mut lab = Lab::new().unwrap();
+    let ids = lab.start_nb_cluster(3).unwrap();
+    let remotes: Vec<String> = ids.iter().map(|&i| lab.server(i).unix_remote()).collect();
+    let client = Client::connect(nb_config(remotes)).await.unwrap();
+    let leader = lab.wait_cluster_leader(&ids).unwrap();
+    assert_eq!(
+        client.current_remote(),
+        Some(lab.server(leader).unix_remote())
+    );
+    client.transact(guarded_lb_insert("before")).await.unwrap();
+    // The old leader keeps running and keeps our connection open: only the `_Server` watch
+    // can tell the client to move.
+    lab.appctl(leader, &["cluster/leave", NB]).unwrap();
+    let rest: Vec<_> = ids.iter().copied().filter(|&i| i != leader).collect();
+    let new_leader = lab.wait_cluster_leader(&rest).unwrap();
+    poll_until("client on the new leader", || {
+        client.current_remote() == Some(lab.server(new_leader).unix_remote())
+    })
+    .await;
+    client.transact(guarded_lb_insert("after")).await.unwrap();
+    wait_until(&client, "both rows", |r| {
+        r.table("Load_Balancer").is_some_and(|t| t.len() == 2)
+    })
+    .await;
+    let m = client.metrics();
+    assert!(m.reconnects >= 1, "{m:?}");
+    // The client left because of what `_Server` reported, not because the socket closed.
+    let reason = client.last_disconnect_reason().unwrap();
+    assert!(
+        [
+            "not connected to its cluster",
+            "not the cluster leader",
+            "removed from the server"
+        ]
+        .iter()
+        .any(|r| reason.contains(r)),
+        "{reason}"
+    );
 }

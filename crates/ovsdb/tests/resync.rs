@@ -4,7 +4,9 @@ mod common;
 
 use common::*;
 use ovn_testlab::{Db, Lab, ServerOptions};
-use ovsdb::Client;
+use std::time::Duration;
+
+use ovsdb::{Client, Error};
 
 const TABLES: [&str; 2] = ["Logical_Switch", "Load_Balancer"];
 
@@ -56,6 +58,15 @@ async fn kill_restart_cycle(lab: &mut Lab, clustered: bool) -> Client {
             !client.is_connected()
         })
         .await;
+        // A transaction issued while disconnected waits for the next connection.
+        let pending = tokio::spawn({
+            let client = client.clone();
+            async move {
+                client
+                    .transact(guarded_lb_insert(&format!("while-down{round}")))
+                    .await
+            }
+        });
         lab.restart(nb).unwrap();
         // Written whether or not the client has reconnected yet.
         lab.nbctl(
@@ -69,6 +80,7 @@ async fn kill_restart_cycle(lab: &mut Lab, clustered: bool) -> Client {
         )
         .unwrap();
         wait_reconnected(&client, round).await;
+        pending.await.unwrap().unwrap();
         lab.nbctl(&remote, &["ls-del", &format!("sw{round}")])
             .unwrap();
         converge(&client, lab, &remote).await;
@@ -93,4 +105,25 @@ async fn clustered_restart_resumes_from_last_txn_id() {
     let m = client.metrics();
     assert_eq!(m.last_monitor_found, Some(true), "{m:?}");
     assert_eq!((m.resyncs_full, m.resyncs_found), (1, 2), "{m:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transact_gives_up_after_request_wait_without_sending() {
+    let mut lab = Lab::new().unwrap();
+    let nb = lab.start_nb().unwrap();
+    let mut config = nb_config(vec![lab.server(nb).unix_remote()]);
+    config.request_wait = Duration::from_millis(300);
+    let client = Client::connect(config).await.unwrap();
+    lab.kill(nb);
+    poll_until("client to notice the dead server", || {
+        !client.is_connected()
+    })
+    .await;
+    let err = client
+        .transact(guarded_lb_insert("never"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::NotConnected { .. }), "{err}");
+    assert!(err.is_retryable());
+    assert_eq!(client.metrics().transactions_sent, 0);
 }
