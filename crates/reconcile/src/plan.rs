@@ -45,12 +45,20 @@ fn wait_guard(id: &RowId, row: &Row) -> Option<Operation> {
         .iter()
         .map(|c| ((*c).to_owned(), row[*c].clone()))
         .collect();
+    let mut conditions: Vec<Condition> = key
+        .iter()
+        .map(|(c, v)| Condition::eq(c, v.clone()))
+        .collect();
+    if id.table() == LOAD_BALANCER {
+        // Only our load balancers count as duplicates; a same-named one of others does not.
+        conditions.push(Condition::includes(
+            "external_ids",
+            Datum::map([(LB_KIND_KEY, "Service")]),
+        ));
+    }
     Some(Operation::Wait {
         table: id.table().to_owned(),
-        conditions: key
-            .iter()
-            .map(|(c, v)| Condition::eq(c, v.clone()))
-            .collect(),
+        conditions,
         columns: cols.iter().map(|c| (*c).to_owned()).collect(),
         until_equal: false,
         rows: vec![key],

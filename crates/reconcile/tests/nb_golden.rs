@@ -157,6 +157,32 @@ fn foreign_rows_present(lab: &SeedLab) -> Vec<String> {
 }
 
 #[test]
+fn a_same_named_load_balancer_of_others_neither_blocks_nor_changes() {
+    let lab = SeedLab::start();
+    let name = "Service_default/svc-nodeport_TCP_cluster";
+    lab.nbctl(&["lb-add", name, "192.0.2.1:80", "192.0.2.2:8080"]);
+    let d = desired(&seed_snapshot());
+    assert!(lab.sync(&d) > 0);
+    assert_eq!(lab.sync(&d), 0);
+    let rows = lab.nbctl(&[
+        "--bare",
+        "--columns=vips",
+        "find",
+        "Load_Balancer",
+        &format!("name=\"{name}\""),
+    ]);
+    let mut vips: Vec<&str> = rows.lines().filter(|l| !l.is_empty()).collect();
+    vips.sort();
+    assert_eq!(
+        vips,
+        [
+            "10.43.19.182:7000=10.42.0.13:8080",
+            "192.0.2.1:80=192.0.2.2:8080"
+        ]
+    );
+}
+
+#[test]
 fn second_sync_sends_nothing_and_foreign_rows_survive() {
     let lab = SeedLab::start();
     let d = desired(&seed_snapshot());

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use ovnkube_desired::{Config, GatewayMode, Snapshot};
-use ovsdb::ops::{Condition, Mutator, Operation};
+use ovsdb::ops::{Condition, Function, Mutator, Operation};
 use ovsdb::replica::Replica;
 use ovsdb::schema::DatabaseSchema;
 use ovsdb::{Atom, Datum, Row, Uuid};
@@ -72,10 +72,13 @@ fn matching(
         .filter(|(u, row)| {
             conds.iter().all(|c| {
                 let want = resolve(&c.value, names);
-                if c.column == "_uuid" {
-                    want == Datum::scalar(**u)
-                } else {
-                    row.get(&c.column).cloned().unwrap_or_default() == want
+                let have = row.get(&c.column).cloned().unwrap_or_default();
+                match (c.column.as_str(), c.function) {
+                    ("_uuid", _) => want == Datum::scalar(**u),
+                    (_, Function::Includes) => {
+                        want.pairs().all(|(k, v)| have.pairs().any(|p| p == (k, v)))
+                    }
+                    _ => have == want,
                 }
             })
         })
