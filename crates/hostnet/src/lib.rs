@@ -17,7 +17,7 @@ pub mod ovs;
 mod render;
 pub mod services;
 
-pub use render::render_node_text;
+pub use render::{render_facts, render_node_text};
 
 /// Errors of this crate; each names the object and the reason.
 #[derive(Debug, thiserror::Error)]
