@@ -9,14 +9,14 @@
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{json, Value};
 use tokio::sync::watch;
 
 use crate::connection::{CallError, Connection};
 use crate::error::Error;
 use crate::metrics::{LatencyObserver, Metrics, MetricsSnapshot};
-use crate::monitor::{MonitorMethod, MonitorSpec, Updates};
-use crate::ops::{parse_transact_reply, Operation, OperationResult};
+use crate::monitor::{MonitorMethod, MonitorSpec, TableMonitor, Updates};
+use crate::ops::{parse_transact_reply, Condition, Operation, OperationResult};
 use crate::replica::Replica;
 use crate::schema::DatabaseSchema;
 use crate::transport::{Remote, TlsFiles};
@@ -100,6 +100,8 @@ pub(crate) struct SyncState {
 
 pub(crate) struct Inner {
     pub config: ClientConfig,
+    /// What to monitor; starts as `config.monitor`, changed by [`Client::set_table_monitor`].
+    pub monitor_spec: Mutex<MonitorSpec>,
     pub remotes: Vec<Remote>,
     pub tls: Option<Arc<rustls::ClientConfig>>,
     pub replica: RwLock<Replica>,
@@ -196,6 +198,7 @@ impl Client {
             tables: Default::default(),
         });
         let inner = Arc::new(Inner {
+            monitor_spec: Mutex::new(config.monitor.clone()),
             replica: RwLock::new(Replica::new(
                 placeholder.clone(),
                 config.indexed_external_ids.clone(),
@@ -362,6 +365,56 @@ impl Client {
             remote: self.current_remote().unwrap_or_default(),
             reason: format!("schema of {database}: {e}"),
         })
+    }
+
+    /// Changes what is monitored of one table, on the live connection and for reconnects.
+    /// A change of conditions only uses `monitor_cond_change` (the server sends the rows that
+    /// enter and leave the selection); a change of columns cancels the monitor
+    /// (`monitor_cancel`) and monitors again with a full dump, swapped in whole.
+    pub async fn set_table_monitor(&self, table: &str, wanted: TableMonitor) -> Result<(), Error> {
+        let schema = self.schema();
+        if schema.table(table).is_none() {
+            return Err(Error::UnknownTable {
+                database: self.inner.config.database.clone(),
+                table: table.to_owned(),
+            });
+        }
+        let columns_changed = {
+            let mut spec = self.inner.monitor_spec.lock().expect("spec lock");
+            let tables = spec.tables.get_or_insert_with(|| {
+                schema
+                    .tables
+                    .keys()
+                    .map(|t| (t.clone(), TableMonitor::default()))
+                    .collect()
+            });
+            let old = tables.insert(table.to_owned(), wanted.clone());
+            old.map(|o| o.columns) != Some(wanted.columns.clone())
+        };
+        // The replica as of the last txn id was selected by the old spec: a reconnect before
+        // the change is applied must not resume from it.
+        self.forget_txn_id();
+        let conn = self.wait_connected(self.deadline()).await?;
+        let method = self.inner.sync.lock().expect("sync lock").method;
+        if columns_changed || method == MonitorMethod::Plain {
+            let cancel = json!([crate::session::DB_COOKIE]);
+            conn.call("monitor_cancel", cancel)
+                .await
+                .map_err(|e| call_error(&conn, "monitor_cancel", e))?;
+            return crate::session::remonitor(&self.inner, &conn).await;
+        }
+        let conditions: Vec<Value> = wanted.conditions.iter().map(Condition::to_json).collect();
+        let cookie = crate::session::DB_COOKIE;
+        let params = json!([cookie, cookie, {table: [{"where": conditions}]}]);
+        conn.call("monitor_cond_change", params)
+            .await
+            .map_err(|e| call_error(&conn, "monitor_cond_change", e))?;
+        self.forget_txn_id();
+        Ok(())
+    }
+
+    fn forget_txn_id(&self) {
+        self.inner.sync.lock().expect("sync lock").last_txn_id = None;
     }
 
     /// Runs one transaction. Columns the server's schema lacks are dropped from rows and

@@ -19,7 +19,7 @@ use crate::schema::DatabaseSchema;
 use crate::transport::{self, Remote};
 
 /// Monitor cookie of the database's own monitor.
-const DB_COOKIE: &str = "db";
+pub(crate) const DB_COOKIE: &str = "db";
 /// Monitor cookie of the `_Server` leadership watch.
 const SERVER_COOKIE: &str = "_Server";
 const SERVER_COLUMNS: [&str; 4] = ["name", "model", "connected", "leader"];
@@ -140,6 +140,15 @@ async fn prepare(inner: &Arc<Inner>, conn: &Connection, epoch: u64) -> Result<()
     monitor(inner, conn, epoch, Arc::new(schema)).await
 }
 
+/// Monitors again on the current connection (after `monitor_cancel`).
+pub(crate) async fn remonitor(inner: &Arc<Inner>, conn: &Connection) -> Result<(), Error> {
+    let epoch = inner.sync.lock().expect("sync lock").epoch;
+    let schema = inner.schema.read().expect("schema lock").clone();
+    monitor(inner, conn, epoch, schema).await?;
+    inner.bump_generation();
+    Ok(())
+}
+
 async fn monitor(
     inner: &Arc<Inner>,
     conn: &Connection,
@@ -154,7 +163,8 @@ async fn monitor(
         (sync.method, sync.last_txn_id.take())
     };
     let result = loop {
-        let requests = monitor::monitor_requests(&inner.config.monitor, &schema, method);
+        let spec = inner.monitor_spec.lock().expect("spec lock").clone();
+        let requests = monitor::monitor_requests(&spec, &schema, method);
         let params =
             monitor::monitor_params(method, db, DB_COOKIE, requests, last_txn_id.as_deref());
         match conn.call(method.name(), params).await {

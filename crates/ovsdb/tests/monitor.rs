@@ -189,3 +189,104 @@ async fn conditional_monitor_selects_rows_and_columns() {
     );
     assert!(r.table("Load_Balancer").is_none(), "unmonitored table");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn monitor_conditions_and_columns_change_at_run_time() {
+    let mut lab = Lab::new().unwrap();
+    let nb = lab.start_nb().unwrap();
+    let remote = lab.server(nb).unix_remote();
+    for name in ["a", "b"] {
+        let set = format!("other_config:x={name}");
+        lab.nbctl(
+            &remote,
+            &["ls-add", name, "--", "set", "Logical_Switch", name, &set],
+        )
+        .unwrap();
+    }
+    let only = |name: &str, columns: &[&str]| TableMonitor {
+        columns: Some(columns.iter().map(|c| c.to_string()).collect()),
+        conditions: vec![Condition::eq("name", Datum::scalar(name))],
+    };
+    let names = |c: &Client| -> Vec<String> {
+        let r = c.replica();
+        let mut v: Vec<String> = r
+            .table("Logical_Switch")
+            .map(|t| t.rows().map(|(_, row)| row["name"].to_string()).collect())
+            .unwrap_or_default();
+        v.sort();
+        v
+    };
+    let mut config = nb_config(vec![remote.clone()]);
+    config.monitor = MonitorSpec {
+        tables: Some(BTreeMap::from([(
+            "Logical_Switch".to_owned(),
+            only("a", &["name"]),
+        )])),
+    };
+    let client = Client::connect(config).await.unwrap();
+    assert_eq!(names(&client), ["a"]);
+
+    // Conditions only: monitor_cond_change.
+    client
+        .set_table_monitor("Logical_Switch", only("b", &["name"]))
+        .await
+        .unwrap();
+    wait_until(&client, "b to replace a", |r| {
+        r.table("Logical_Switch")
+            .is_some_and(|t| t.len() == 1 && t.by_name("b").count() == 1)
+    })
+    .await;
+
+    // Columns: monitor_cancel and a new monitor.
+    client
+        .set_table_monitor("Logical_Switch", only("b", &["name", "other_config"]))
+        .await
+        .unwrap();
+    wait_until(&client, "other_config to be monitored", |r| {
+        r.table("Logical_Switch").is_some_and(|t| {
+            t.rows()
+                .all(|(_, row)| row.get("other_config") == Some(&Datum::map([("x", "b")])))
+        })
+    })
+    .await;
+    assert_eq!(names(&client), ["b"]);
+
+    // A reconnect keeps the new spec.
+    lab.restart(nb).unwrap();
+    poll_until("reconnect", || {
+        client.metrics().reconnects >= 1 && client.is_connected()
+    })
+    .await;
+    lab.nbctl(&remote, &["ls-add", "c"]).unwrap();
+    lab.nbctl(&remote, &["set", "Logical_Switch", "b", "other_config:x=y"])
+        .unwrap();
+    wait_until(&client, "b's change after the reconnect", |r| {
+        r.table("Logical_Switch").is_some_and(|t| {
+            t.rows()
+                .all(|(_, row)| row.get("other_config") == Some(&Datum::map([("x", "y")])))
+        })
+    })
+    .await;
+    assert_eq!(names(&client), ["b"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_the_client_closes_its_session() {
+    let mut lab = Lab::new().unwrap();
+    let nb = lab.start_nb().unwrap();
+    let sessions = |lab: &Lab| {
+        let out = lab.appctl(nb, &["memory/show"]).unwrap();
+        out.split_whitespace()
+            .find_map(|f| f.strip_prefix("sessions:"))
+            .map_or(0, |n| n.parse::<u32>().unwrap())
+    };
+    let client = Client::connect(nb_config(vec![lab.server(nb).unix_remote()]))
+        .await
+        .unwrap();
+    let other = client.clone();
+    assert_eq!(sessions(&lab), 1);
+    drop(client);
+    assert_eq!(sessions(&lab), 1, "a clone keeps the client running");
+    drop(other);
+    poll_until("the server to see the session end", || sessions(&lab) == 0).await;
+}
