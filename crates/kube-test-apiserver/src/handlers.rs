@@ -117,8 +117,7 @@ async fn dispatch(
         Route::CoreVersions => ok(resources::core_versions(&state.address)),
         Route::Groups => ok(resources::group_list()),
         Route::GroupVersion(group, version) => resources::resource_list(&group, &version)
-            .map(|list| value_response(StatusCode::OK, &list))
-            .ok_or_else(|| ApiError::no_route(path)),
+            .map_or_else(|| Err(ApiError::no_route(path)), ok),
         Route::Version => ok(resources::version_info()),
         Route::OpenApiV2 => ok(openapi::v2()),
         Route::OpenApiV3Index => ok(openapi::v3_index()),
