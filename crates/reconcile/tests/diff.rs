@@ -385,3 +385,53 @@ fn duplicate_named_rows_of_ours_are_removed() {
     let k = kinds(&d);
     assert!(k.iter().any(|s| s == "delete Logical_Router"), "{k:?}");
 }
+
+#[test]
+fn a_deleted_node_is_removed_by_its_key_and_services_keep_their_rows() {
+    let mut r = converged();
+    let node = Scope::Keys(BTreeSet::from([OwnerKey::Node("microshift-dev".into())]));
+    let d = diff(&Desired::default(), &r, &node);
+    let k = kinds(&d);
+    // GR, ext and node switch deleted; rtos port, route and policy leave the cluster router and
+    // jtor-GR leaves join. Load balancers belong to their services and stay.
+    assert_eq!(
+        k.iter()
+            .filter(|s| s.starts_with("delete Logical_"))
+            .count(),
+        3,
+        "{k:?}"
+    );
+    assert!(!k.iter().any(|s| s == "delete Load_Balancer"), "{k:?}");
+    apply(&mut r, &d.ops);
+    assert_eq!(
+        names(&r, LOGICAL_ROUTER),
+        BTreeSet::from(["ovn_cluster_router".into()])
+    );
+    assert_eq!(r.table(LOAD_BALANCER).unwrap().len(), 6);
+    let cr = r
+        .get(LOGICAL_ROUTER, &uuid_of(&r, LOGICAL_ROUTER, CLUSTER_ROUTER))
+        .unwrap();
+    for col in ["static_routes", "policies"] {
+        assert_eq!(cr.get(col).map_or(0, |d| d.atoms().count()), 0, "{col}");
+    }
+    // A later full sync of the remaining (node-less) cluster removes the services' node LBs.
+    let (cluster_only, _) =
+        desired_cluster(&microshift_config(), &ovnkube_desired::Snapshot::default());
+    let d = diff(&cluster_only, &r, &Scope::Full);
+    apply(&mut r, &d.ops);
+    assert_eq!(r.table(LOAD_BALANCER).map_or(0, |t| t.len()), 0);
+}
+
+#[test]
+fn the_cluster_lb_group_link_of_a_switch_belongs_to_its_node() {
+    let r = converged();
+    // Scoped to the cluster key with only cluster rows desired: node switches keep the group.
+    let (cluster_only, _) =
+        desired_cluster(&microshift_config(), &ovnkube_desired::Snapshot::default());
+    let d = diff(
+        &cluster_only,
+        &r,
+        &Scope::Keys(BTreeSet::from([OwnerKey::Cluster])),
+    );
+    assert!(d.ops.is_empty(), "{:?}", kinds(&d));
+}
