@@ -15,11 +15,12 @@ use tokio::sync::watch;
 use crate::connection::{CallError, Connection};
 use crate::error::Error;
 use crate::metrics::{LatencyObserver, Metrics, MetricsSnapshot};
-use crate::monitor::{MonitorMethod, MonitorSpec, TableMonitor, Updates};
+use crate::monitor::{MonitorMethod, MonitorSpec, TableMonitor};
 use crate::ops::{parse_transact_reply, Condition, Operation, OperationResult};
 use crate::replica::Replica;
 use crate::schema::DatabaseSchema;
 use crate::transport::{Remote, TlsFiles};
+use crate::updates::Updates;
 
 /// Exponential reconnect backoff.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -443,12 +444,14 @@ impl Client {
                 self.inner.metrics.transaction_sent(writes);
             }
             match reply {
-                Ok(v) => {
+                Ok(raw) => {
                     let latency = started.elapsed();
                     self.inner.metrics.transaction_answered(latency);
                     if let Some(observe) = &self.inner.config.on_transaction_latency {
                         observe(latency);
                     }
+                    // The text was validated as JSON when the message was framed.
+                    let v: Value = serde_json::from_str(raw.get()).unwrap_or(Value::Null);
                     return parse_transact_reply(&v, ops.len()).map_err(|(index, error)| {
                         Error::Transact {
                             database: self.inner.config.database.clone(),

@@ -13,18 +13,21 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde_json::{json, Map, Value};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::framing::FrameDecoder;
 use crate::transport::{BoxRead, BoxWrite};
 
-/// A server-to-client message without an id.
+/// A server-to-client message without an id; `params` stays unparsed JSON text so that the
+/// handler parses it straight into its final form.
 #[derive(Debug)]
 pub struct Notification {
     pub method: String,
-    pub params: Value,
+    pub params: Box<RawValue>,
 }
 
 /// Called by the reader for every notification; an `Err` closes the connection with that reason.
@@ -41,7 +44,7 @@ pub enum CallError {
     Server(Value),
 }
 
-type Reply = Result<Value, Value>;
+type Reply = Result<Box<RawValue>, Value>;
 
 #[derive(Default)]
 struct Pending {
@@ -125,7 +128,14 @@ impl Connection {
 
     /// Sends a request and waits for its response.
     pub async fn call(&self, method: &str, params: Value) -> Result<Value, CallError> {
-        let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
+        let raw = self.call_raw(method, params).await?;
+        // The text was validated as JSON when the message was framed.
+        Ok(serde_json::from_str(raw.get()).unwrap_or(Value::Null))
+    }
+
+    /// Sends a request; the result comes back as unparsed JSON text.
+    pub async fn call_raw(&self, method: &str, params: Value) -> Result<Box<RawValue>, CallError> {
+        let id = self.next_id();
         let mut bytes = Vec::with_capacity(256);
         bytes.extend_from_slice(format!("{{\"id\":{id},\"method\":").as_bytes());
         serde_json::to_writer(&mut bytes, method).expect("string serializes");
@@ -145,7 +155,7 @@ impl Connection {
         &self,
         id: u64,
         bytes: Vec<u8>,
-    ) -> impl Future<Output = Result<Value, CallError>> + Send + 'static {
+    ) -> impl Future<Output = Result<Box<RawValue>, CallError>> + Send + 'static {
         let (tx, rx) = oneshot::channel();
         let registered = {
             let mut p = self.shared.pending.lock().expect("pending lock");
@@ -283,15 +293,15 @@ async fn read_loop(
             if closed.borrow().is_some() {
                 return;
             }
-            let msg = match decoder.next_message() {
-                Ok(Some(m)) => m,
+            let frame = match decoder.next_frame() {
+                Ok(Some(f)) => f,
                 Ok(None) => break,
                 Err(e) => {
                     shared.shut_down(format!("undecodable input: {e}"));
                     return;
                 }
             };
-            if let Err(reason) = dispatch(&shared, &out, &mut handler, msg) {
+            if let Err(reason) = dispatch(&shared, &out, &mut handler, frame) {
                 shared.shut_down(reason);
                 return;
             }
@@ -299,38 +309,57 @@ async fn read_loop(
     }
 }
 
-fn take(o: &mut Map<String, Value>, key: &str) -> Value {
-    o.remove(key).unwrap_or(Value::Null)
+/// A JSON-RPC message with its payload left as text (borrowed from the frame).
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(default)]
+    id: Value,
+    #[serde(default)]
+    method: Value,
+    #[serde(default, borrow)]
+    params: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    result: Option<&'a RawValue>,
+    #[serde(default)]
+    error: Value,
+}
+
+fn raw_or_null(raw: Option<&RawValue>) -> Box<RawValue> {
+    match raw {
+        Some(r) => r.to_owned(),
+        None => serde_json::value::to_raw_value(&Value::Null).expect("null serializes"),
+    }
 }
 
 fn dispatch(
     shared: &Shared,
     out: &mpsc::UnboundedSender<Vec<u8>>,
     handler: &mut NotificationHandler,
-    msg: Value,
+    frame: &[u8],
 ) -> Result<(), String> {
-    let Value::Object(mut o) = msg else {
-        return Err("message is not a JSON object".into());
-    };
-    let id = take(&mut o, "id");
-    match take(&mut o, "method") {
+    let msg: Envelope =
+        serde_json::from_slice(frame).map_err(|e| format!("malformed message: {e}"))?;
+    match msg.method {
         Value::String(method) => {
-            let params = take(&mut o, "params");
-            if id.is_null() {
+            if msg.id.is_null() {
+                let params = raw_or_null(msg.params);
                 return handler(Notification { method, params });
             }
+            let id = msg.id.to_string();
             let reply = if method == "echo" {
-                json!({"id": id, "result": params, "error": null})
+                let params = msg.params.map_or("[]", RawValue::get);
+                format!(r#"{{"id":{id},"result":{params},"error":null}}"#)
             } else {
                 tracing::warn!(remote = %shared.remote, %method, "server sent an unknown request");
-                json!({"id": id, "result": null, "error": format!("unknown method {method}")})
+                let error = Value::String(format!("unknown method {method}"));
+                format!(r#"{{"id":{id},"result":null,"error":{error}}}"#)
             };
-            let _ = out.send(reply.to_string().into_bytes());
+            let _ = out.send(reply.into_bytes());
             Ok(())
         }
         Value::Null => {
             // A response; ids we did not allocate (e.g. our "echo" probe) are ignored.
-            let Some(id) = id.as_u64() else {
+            let Some(id) = msg.id.as_u64() else {
                 return Ok(());
             };
             let sender = shared
@@ -343,11 +372,10 @@ fn dispatch(
                 tracing::debug!(remote = %shared.remote, id, "response to no pending request");
                 return Ok(());
             };
-            let error = take(&mut o, "error");
-            let reply = if error.is_null() {
-                Ok(take(&mut o, "result"))
+            let reply = if msg.error.is_null() {
+                Ok(raw_or_null(msg.result))
             } else {
-                Err(error)
+                Err(msg.error)
             };
             let _ = sender.send(reply);
             Ok(())

@@ -10,6 +10,7 @@ use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
+use serde::de::{self, Deserialize, Deserializer, SeqAccess, Visitor};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -388,6 +389,135 @@ pub fn row_to_json(row: &Row) -> Value {
     Value::Object(row.iter().map(|(k, v)| (k.clone(), v.to_json())).collect())
 }
 
+// Direct deserialization (no intermediate `Value`), used for monitor replies and updates.
+
+struct AtomVisitor;
+
+impl<'de> Visitor<'de> for AtomVisitor {
+    type Value = Atom;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an OVSDB atom")
+    }
+    fn visit_bool<E: de::Error>(self, b: bool) -> Result<Atom, E> {
+        Ok(Atom::Boolean(b))
+    }
+    fn visit_i64<E: de::Error>(self, i: i64) -> Result<Atom, E> {
+        Ok(Atom::Integer(i))
+    }
+    fn visit_u64<E: de::Error>(self, u: u64) -> Result<Atom, E> {
+        Ok(i64::try_from(u).map_or(Atom::Real(u as f64), Atom::Integer))
+    }
+    fn visit_f64<E: de::Error>(self, r: f64) -> Result<Atom, E> {
+        Ok(Atom::Real(r))
+    }
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<Atom, E> {
+        Ok(Atom::String(s.to_owned()))
+    }
+    fn visit_string<E: de::Error>(self, s: String) -> Result<Atom, E> {
+        Ok(Atom::String(s))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Atom, A::Error> {
+        let tag: String = seq
+            .next_element()?
+            .ok_or_else(|| de::Error::custom("empty array is not an atom"))?;
+        tagged_atom(&tag, &mut seq)
+    }
+}
+
+/// The atom of `["uuid", "..."]` / `["named-uuid", "..."]` after its tag was read.
+fn tagged_atom<'de, A: SeqAccess<'de>>(tag: &str, seq: &mut A) -> Result<Atom, A::Error> {
+    let value: String = seq
+        .next_element()?
+        .ok_or_else(|| de::Error::custom(format!("[\"{tag}\"] without a value")))?;
+    no_more(seq)?;
+    match tag {
+        "uuid" => Uuid::parse_str(&value)
+            .map(Atom::Uuid)
+            .map_err(|_| de::Error::custom(format!("malformed uuid {value:?}"))),
+        "named-uuid" => Ok(Atom::NamedUuid(value)),
+        _ => Err(de::Error::custom(format!("not an atom: [{tag:?}, ...]"))),
+    }
+}
+
+fn no_more<'de, A: SeqAccess<'de>>(seq: &mut A) -> Result<(), A::Error> {
+    match seq.next_element::<de::IgnoredAny>()? {
+        None => Ok(()),
+        Some(_) => Err(de::Error::custom("array has more than 2 elements")),
+    }
+}
+
+impl<'de> Deserialize<'de> for Atom {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Atom, D::Error> {
+        d.deserialize_any(AtomVisitor)
+    }
+}
+
+struct DatumVisitor;
+
+/// `[key, value]` of a map datum.
+struct Pair(Atom, Atom);
+
+impl<'de> Deserialize<'de> for Pair {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Pair, D::Error> {
+        let (k, v) = <(Atom, Atom)>::deserialize(d)?;
+        Ok(Pair(k, v))
+    }
+}
+
+impl<'de> Visitor<'de> for DatumVisitor {
+    type Value = Datum;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an OVSDB datum")
+    }
+    fn visit_bool<E: de::Error>(self, b: bool) -> Result<Datum, E> {
+        Ok(Datum::scalar(b))
+    }
+    fn visit_i64<E: de::Error>(self, i: i64) -> Result<Datum, E> {
+        Ok(Datum::scalar(i))
+    }
+    fn visit_u64<E: de::Error>(self, u: u64) -> Result<Datum, E> {
+        AtomVisitor.visit_u64(u).map(Datum::scalar)
+    }
+    fn visit_f64<E: de::Error>(self, r: f64) -> Result<Datum, E> {
+        Ok(Datum::scalar(Atom::Real(r)))
+    }
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<Datum, E> {
+        Ok(Datum::scalar(s))
+    }
+    fn visit_string<E: de::Error>(self, s: String) -> Result<Datum, E> {
+        Ok(Datum::scalar(s))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Datum, A::Error> {
+        let tag: String = seq
+            .next_element()?
+            .ok_or_else(|| de::Error::custom("empty array is not a datum"))?;
+        let datum = match tag.as_str() {
+            "set" => Datum::Set(
+                seq.next_element::<BTreeSet<Atom>>()?
+                    .ok_or_else(|| de::Error::custom("[\"set\"] without elements"))?,
+            ),
+            "map" => Datum::Map(
+                seq.next_element::<Vec<Pair>>()?
+                    .ok_or_else(|| de::Error::custom("[\"map\"] without pairs"))?
+                    .into_iter()
+                    .map(|Pair(k, v)| (k, v))
+                    .collect(),
+            ),
+            _ => return tagged_atom(&tag, &mut seq).map(Datum::scalar),
+        };
+        no_more(&mut seq)?;
+        Ok(datum)
+    }
+}
+
+impl<'de> Deserialize<'de> for Datum {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Datum, D::Error> {
+        d.deserialize_any(DatumVisitor)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -407,6 +537,42 @@ mod tests {
         for c in cases {
             let d = Datum::from_json(&c).unwrap();
             assert_eq!(Datum::from_json(&d.to_json()).unwrap(), d, "{c}");
+        }
+    }
+
+    #[test]
+    fn direct_deserialization_matches_from_json() {
+        let cases = [
+            json!("x"),
+            json!(-5),
+            json!(2.5),
+            json!(true),
+            json!(["uuid", "6b2b6f3a-33ab-4e4b-9f0b-4a1d6e2c5a10"]),
+            json!(["named-uuid", "row1"]),
+            json!(["set", []]),
+            json!(["set", ["b", "a"]]),
+            json!([
+                "map",
+                [
+                    ["k", "v"],
+                    ["k2", ["uuid", "6b2b6f3a-33ab-4e4b-9f0b-4a1d6e2c5a10"]]
+                ]
+            ]),
+        ];
+        for c in cases {
+            let direct: Datum = serde_json::from_str(&c.to_string()).unwrap();
+            assert_eq!(direct, Datum::from_json(&c).unwrap(), "{c}");
+        }
+        for bad in [
+            "null",
+            r#"{"a":1}"#,
+            r#"["uuid","nope"]"#,
+            r#"["map",[["k"]]]"#,
+            r#"["set",[null]]"#,
+            r#"["set",[],1]"#,
+            "[]",
+        ] {
+            assert!(serde_json::from_str::<Datum>(bad).is_err(), "{bad}");
         }
     }
 

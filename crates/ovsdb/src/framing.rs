@@ -93,6 +93,14 @@ impl FrameDecoder {
 
     /// The next complete message, `Ok(None)` if more bytes are needed.
     pub fn next_message(&mut self) -> Result<Option<Value>, FrameError> {
+        match self.next_frame()? {
+            Some(frame) => Ok(Some(serde_json::from_slice(frame)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The bytes of the next complete message (one JSON object, not yet parsed).
+    pub fn next_frame(&mut self) -> Result<Option<&[u8]>, FrameError> {
         let end = match self.scan()? {
             Some(end) => end,
             None => {
@@ -102,10 +110,10 @@ impl FrameDecoder {
                 return Ok(None);
             }
         };
-        let frame = &self.buf[self.start..end];
+        let start = self.start;
         self.start = end;
         self.scanned = end;
-        Ok(Some(serde_json::from_slice(frame)?))
+        Ok(Some(&self.buf[start..end]))
     }
 
     /// Advances the state machine; returns the end offset of a complete object.

@@ -10,6 +10,7 @@
 //! - [`connection`]: one pipelined JSON-RPC connection (reader + writer tasks, pending-request
 //!   map, echo replies, inactivity probe, in-order notification handler);
 //! - [`monitor`]: `monitor_cond_since` / `monitor_cond` / `monitor` requests, replies, updates;
+//! - [`updates`]: typed table updates, parsed straight from JSON text into rows;
 //! - `sanitize`: fits operations to the server's schema (unknown row columns are dropped);
 //! - `session`: the background task of a [`Client`]: connect, RAFT leader check through
 //!   `_Server`, monitor with fast resync, reconnect with backoff;
@@ -33,6 +34,7 @@ mod sanitize;
 pub mod schema;
 mod session;
 pub mod transport;
+pub mod updates;
 
 pub use client::{Backoff, Client, ClientConfig};
 pub use datum::{Atom, Datum, Row};

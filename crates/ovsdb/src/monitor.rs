@@ -3,12 +3,13 @@
 
 use std::collections::BTreeMap;
 
+use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 
 use crate::connection::Notification;
 use crate::ops::Condition;
-use crate::replica::{Replica, UpdateError};
 use crate::schema::DatabaseSchema;
+use crate::updates::{RowUpdate1, RowUpdate2, TableUpdates, Updates};
 
 /// The txn id that asks `monitor_cond_since` for a full dump.
 pub const ZERO_TXN_ID: &str = "00000000-0000-0000-0000-000000000000";
@@ -116,25 +117,6 @@ pub fn monitor_params(
     }
 }
 
-/// Table updates in either wire format.
-#[derive(Debug)]
-pub enum Updates {
-    /// `<table-updates>` (`monitor`): whole `old`/`new` rows.
-    V1(Value),
-    /// `<table-updates2>` (`monitor_cond*`): `initial`/`insert`/`modify`/`delete`.
-    V2(Value),
-}
-
-impl Updates {
-    /// Applies the updates to a replica.
-    pub fn apply(self, replica: &mut Replica) -> Result<(), UpdateError> {
-        match self {
-            Updates::V1(v) => replica.apply_update_value(v),
-            Updates::V2(v) => replica.apply_update2_value(v),
-        }
-    }
-}
-
 /// A parsed monitor reply.
 #[derive(Debug)]
 pub struct MonitorReply {
@@ -145,43 +127,30 @@ pub struct MonitorReply {
 }
 
 /// Parses the result of a monitor request.
-pub fn parse_reply(method: MonitorMethod, result: Value) -> Result<MonitorReply, String> {
-    match method {
+pub fn parse_reply(method: MonitorMethod, result: &RawValue) -> Result<MonitorReply, String> {
+    let text = result.get();
+    let bad = |e: serde_json::Error| format!("{} reply: {e}", method.name());
+    Ok(match method {
         MonitorMethod::CondSince => {
-            let Value::Array(mut a) = result else {
-                return Err("monitor_cond_since reply is not an array".into());
-            };
-            if a.len() != 3 {
-                return Err(format!(
-                    "monitor_cond_since reply has {} elements, not 3",
-                    a.len()
-                ));
-            }
-            let updates = a.pop().unwrap_or_default();
-            let last = a.pop().unwrap_or_default();
-            let found = a[0]
-                .as_bool()
-                .ok_or("monitor_cond_since reply: found is not a boolean")?;
-            let last = last
-                .as_str()
-                .ok_or("monitor_cond_since reply: last-txn-id is not a string")?;
-            Ok(MonitorReply {
+            let (found, last, updates): (bool, String, TableUpdates<RowUpdate2>) =
+                serde_json::from_str(text).map_err(bad)?;
+            MonitorReply {
                 found,
-                last_txn_id: Some(last.to_owned()),
+                last_txn_id: Some(last),
                 updates: Updates::V2(updates),
-            })
+            }
         }
-        MonitorMethod::Cond => Ok(MonitorReply {
+        MonitorMethod::Cond => MonitorReply {
             found: false,
             last_txn_id: None,
-            updates: Updates::V2(result),
-        }),
-        MonitorMethod::Plain => Ok(MonitorReply {
+            updates: Updates::V2(serde_json::from_str(text).map_err(bad)?),
+        },
+        MonitorMethod::Plain => MonitorReply {
             found: false,
             last_txn_id: None,
-            updates: Updates::V1(result),
-        }),
-    }
+            updates: Updates::V1(serde_json::from_str(text).map_err(bad)?),
+        },
+    })
 }
 
 /// A monitor notification: which monitor it is for, the new txn id (`update3`), the updates.
@@ -193,37 +162,28 @@ pub struct UpdateNotification {
 }
 
 /// Parses `update`/`update2`/`update3`; other methods give `Ok(None)`.
-pub fn parse_notification(n: Notification) -> Result<Option<UpdateNotification>, String> {
-    let version = match n.method.as_str() {
-        "update" => 1,
-        "update2" => 2,
-        "update3" => 3,
+pub fn parse_notification(n: &Notification) -> Result<Option<UpdateNotification>, String> {
+    let text = n.params.get();
+    let bad = |e: serde_json::Error| format!("{} params: {e}", n.method);
+    let parsed = match n.method.as_str() {
+        "update" => {
+            let (cookie, u): (Value, TableUpdates<RowUpdate1>) =
+                serde_json::from_str(text).map_err(bad)?;
+            (cookie, None, Updates::V1(u))
+        }
+        "update2" => {
+            let (cookie, u): (Value, TableUpdates<RowUpdate2>) =
+                serde_json::from_str(text).map_err(bad)?;
+            (cookie, None, Updates::V2(u))
+        }
+        "update3" => {
+            let (cookie, id, u): (Value, String, TableUpdates<RowUpdate2>) =
+                serde_json::from_str(text).map_err(bad)?;
+            (cookie, Some(id), Updates::V2(u))
+        }
         _ => return Ok(None),
     };
-    let Value::Array(mut p) = n.params else {
-        return Err(format!("{} params are not an array", n.method));
-    };
-    let want = if version == 3 { 3 } else { 2 };
-    if p.len() != want {
-        return Err(format!("{} has {} params, not {want}", n.method, p.len()));
-    }
-    let updates = p.pop().unwrap_or_default();
-    let last_txn_id = if version == 3 {
-        let id = p.pop().unwrap_or_default();
-        Some(
-            id.as_str()
-                .ok_or("update3 last-txn-id is not a string")?
-                .to_owned(),
-        )
-    } else {
-        None
-    };
-    let cookie = p.pop().unwrap_or_default();
-    let updates = if version == 1 {
-        Updates::V1(updates)
-    } else {
-        Updates::V2(updates)
-    };
+    let (cookie, last_txn_id, updates) = parsed;
     Ok(Some(UpdateNotification {
         cookie,
         last_txn_id,
@@ -281,24 +241,25 @@ mod tests {
 
     #[test]
     fn parses_replies_and_notifications() {
+        let raw = |v: Value| serde_json::value::to_raw_value(&v).unwrap();
         let r = parse_reply(
             MonitorMethod::CondSince,
-            json!([true, "6b2b6f3a-33ab-4e4b-9f0b-4a1d6e2c5a10", {}]),
+            &raw(json!([true, "6b2b6f3a-33ab-4e4b-9f0b-4a1d6e2c5a10", {}])),
         )
         .unwrap();
         assert!(r.found);
-        assert!(parse_reply(MonitorMethod::CondSince, json!([true, {}])).is_err());
-        let n = parse_notification(Notification {
+        assert!(parse_reply(MonitorMethod::CondSince, &raw(json!([true, {}]))).is_err());
+        let n = parse_notification(&Notification {
             method: "update3".into(),
-            params: json!(["c", "id", {"A": {}}]),
+            params: raw(json!(["c", "id", {"A": {}}])),
         })
         .unwrap()
         .unwrap();
         assert_eq!(n.cookie, json!("c"));
         assert_eq!(n.last_txn_id.as_deref(), Some("id"));
-        assert!(parse_notification(Notification {
+        assert!(parse_notification(&Notification {
             method: "update2".into(),
-            params: json!(["c"]),
+            params: raw(json!(["c"])),
         })
         .is_err());
         assert!(is_unknown_method(&json!("unknown method")));

@@ -7,19 +7,19 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
-use serde_json::{Map, Value};
+use serde::Deserialize;
+use serde_json::Value;
 use uuid::Uuid;
 
-use crate::datum::{row_from_value, Atom, Datum, DatumError, Row};
+use crate::datum::{Atom, Datum, Row};
 use crate::schema::DatabaseSchema;
+use crate::updates::{RowUpdate1, RowUpdate2, TableUpdates};
 
 /// A malformed update notification.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum UpdateError {
     #[error("malformed update: {0}")]
     Malformed(String),
-    #[error(transparent)]
-    Datum(#[from] DatumError),
 }
 
 /// One table of the replica.
@@ -177,69 +177,79 @@ impl Replica {
 
     /// Applies a `<table-updates>` object of the `monitor` method (`old`/`new` whole rows).
     pub fn apply_update(&mut self, updates: &Value) -> Result<(), UpdateError> {
-        self.apply_update_value(updates.clone())
-    }
-
-    /// Like [`Replica::apply_update`], consuming the notification (no copies of its strings).
-    pub fn apply_update_value(&mut self, updates: Value) -> Result<(), UpdateError> {
-        for_each_update(updates, |table, uuid, mut change| {
-            match change.remove("new") {
-                Some(new) => {
-                    // `new` holds the monitored columns; an `old` beside it means a modify,
-                    // where columns missing from `new` keep their previous value.
-                    let mut row = row_from_value(new)?;
-                    if change.contains_key("old") {
-                        if let Some(prev) = self.get(table, &uuid) {
-                            for (k, v) in prev {
-                                row.entry(k.clone()).or_insert_with(|| v.clone());
-                            }
-                        }
-                    }
-                    self.put(table, uuid, row);
-                }
-                None => {
-                    self.remove(table, uuid);
-                }
-            }
-            Ok(())
-        })
+        let parsed = TableUpdates::deserialize(updates).map_err(malformed)?;
+        self.apply_table_updates(parsed)
     }
 
     /// Applies a `<table-updates2>` object (`monitor_cond` / `monitor_cond_since`).
     pub fn apply_update2(&mut self, updates: &Value) -> Result<(), UpdateError> {
-        self.apply_update2_value(updates.clone())
+        let parsed = TableUpdates::deserialize(updates).map_err(malformed)?;
+        self.apply_table_updates2(parsed)
     }
 
-    /// Like [`Replica::apply_update2`], consuming the notification (no copies of its strings).
-    pub fn apply_update2_value(&mut self, updates: Value) -> Result<(), UpdateError> {
-        for_each_update(updates, |table, uuid, mut change| {
-            if let Some(row) = change.remove("initial").or_else(|| change.remove("insert")) {
-                self.put(table, uuid, row_from_value(row)?);
-            } else if let Some(diff) = change.remove("modify") {
-                let mut row = self.remove(table, uuid).ok_or_else(|| {
-                    UpdateError::Malformed(format!("modify of unknown row {table} {uuid}"))
-                })?;
-                let diff = row_from_value(diff)?;
-                for (col, d) in diff {
-                    let scalar = self
-                        .schema
-                        .table(table)
-                        .and_then(|t| t.columns.get(&col))
-                        .is_some_and(|c| c.kind.is_scalar());
-                    let cur = row.entry(col).or_default();
-                    apply_diff(cur, d, scalar);
+    /// Applies parsed `monitor` updates.
+    pub fn apply_table_updates(
+        &mut self,
+        updates: TableUpdates<RowUpdate1>,
+    ) -> Result<(), UpdateError> {
+        for (table, rows) in updates.0 {
+            for (uuid, change) in rows {
+                match change.new {
+                    Some(mut row) => {
+                        // An `old` beside `new` means a modify: `new` then holds only the
+                        // changed columns, the others keep their previous value.
+                        if change.old.is_some() {
+                            if let Some(prev) = self.get(&table, &uuid) {
+                                for (k, v) in prev {
+                                    row.entry(k.clone()).or_insert_with(|| v.clone());
+                                }
+                            }
+                        }
+                        self.put(&table, uuid, row);
+                    }
+                    None => {
+                        self.remove(&table, uuid);
+                    }
                 }
-                self.index(table, uuid, row);
-            } else if change.contains_key("delete") {
-                self.remove(table, uuid);
-            } else {
-                return Err(UpdateError::Malformed(format!(
-                    "row update for {table} {uuid} has no initial/insert/modify/delete"
-                )));
             }
-            Ok(())
-        })
+        }
+        Ok(())
     }
+
+    /// Applies parsed `monitor_cond*` updates.
+    pub fn apply_table_updates2(
+        &mut self,
+        updates: TableUpdates<RowUpdate2>,
+    ) -> Result<(), UpdateError> {
+        for (table, rows) in updates.0 {
+            for (uuid, change) in rows {
+                match change {
+                    RowUpdate2::Insert(row) => self.put(&table, uuid, row),
+                    RowUpdate2::Modify(diff) => {
+                        let mut row = self.remove(&table, uuid).ok_or_else(|| {
+                            UpdateError::Malformed(format!("modify of unknown row {table} {uuid}"))
+                        })?;
+                        let columns = self.schema.table(&table).map(|t| &t.columns);
+                        for (col, d) in diff {
+                            let scalar = columns
+                                .and_then(|c| c.get(&col))
+                                .is_some_and(|c| c.kind.is_scalar());
+                            apply_diff(row.entry(col).or_default(), d, scalar);
+                        }
+                        self.index(&table, uuid, row);
+                    }
+                    RowUpdate2::Delete => {
+                        self.remove(&table, uuid);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn malformed(e: serde_json::Error) -> UpdateError {
+    UpdateError::Malformed(e.to_string())
 }
 
 /// Applies an update2 column diff: scalars are replaced, sets toggle the given elements,
@@ -270,36 +280,6 @@ fn apply_diff(cur: &mut Datum, diff: Datum, scalar: bool) {
         (cur @ Datum::Set(_), d @ Datum::Map(_)) if cur.is_empty() => *cur = d,
         (cur, d) => *cur = d,
     }
-}
-
-/// Calls `f(table, uuid, row-update object)` for every row of a `<table-updates>` value.
-fn for_each_update(
-    updates: Value,
-    mut f: impl FnMut(&str, Uuid, Map<String, Value>) -> Result<(), UpdateError>,
-) -> Result<(), UpdateError> {
-    let Value::Object(tables) = updates else {
-        return Err(UpdateError::Malformed(
-            "table-updates is not an object".into(),
-        ));
-    };
-    for (table, rows) in tables {
-        let Value::Object(rows) = rows else {
-            return Err(UpdateError::Malformed(format!(
-                "table {table} is not an object"
-            )));
-        };
-        for (uuid, change) in rows {
-            let uuid = Uuid::parse_str(&uuid)
-                .map_err(|_| UpdateError::Malformed(format!("bad row uuid {uuid} in {table}")))?;
-            let Value::Object(change) = change else {
-                return Err(UpdateError::Malformed(format!(
-                    "row update for {table} {uuid} is not an object"
-                )));
-            };
-            f(&table, uuid, change)?;
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -12,11 +12,13 @@ use serde_json::{json, Value};
 
 use crate::client::Inner;
 use crate::connection::{CallError, Connection, ConnectionOptions, Notification};
+use crate::datum::{row_from_json, Row};
 use crate::error::Error;
 use crate::monitor;
 use crate::replica::Replica;
 use crate::schema::DatabaseSchema;
 use crate::transport::{self, Remote};
+use crate::updates::{TableUpdates, Updates};
 
 /// Monitor cookie of the database's own monitor.
 pub(crate) const DB_COOKIE: &str = "db";
@@ -123,7 +125,8 @@ async fn prepare(inner: &Arc<Inner>, conn: &Connection, epoch: u64) -> Result<()
             .and_then(|r| r.get("rows"))
             .and_then(|r| r.get(0))
             .ok_or_else(|| protocol(conn, format!("database {db} is not served here")))?;
-        if let Some(reason) = not_leader(row) {
+        let row = row_from_json(row).map_err(|e| protocol(conn, format!("_Server row: {e}")))?;
+        if let Some(reason) = not_leader(&row) {
             return Err(protocol(conn, reason));
         }
         // Leadership moves are watched on this same connection (see `notification_handler`).
@@ -167,7 +170,7 @@ async fn monitor(
         let requests = monitor::monitor_requests(&spec, &schema, method);
         let params =
             monitor::monitor_params(method, db, DB_COOKIE, requests, last_txn_id.as_deref());
-        match conn.call(method.name(), params).await {
+        match conn.call_raw(method.name(), params).await {
             Ok(v) => break v,
             Err(CallError::Server(e)) if monitor::is_unknown_method(&e) => {
                 method = method
@@ -184,7 +187,7 @@ async fn monitor(
             }
         }
     };
-    let reply = monitor::parse_reply(method, result).map_err(|e| protocol(conn, e))?;
+    let reply = monitor::parse_reply(method, &result).map_err(|e| protocol(conn, e))?;
     let apply_err = |e: crate::replica::UpdateError| protocol(conn, format!("monitor reply: {e}"));
     let (found, reply_txn_id) = (reply.found, reply.last_txn_id);
     if found {
@@ -230,7 +233,7 @@ fn notification_handler(inner: Weak<Inner>, epoch: u64) -> crate::connection::No
         let Some(inner) = inner.upgrade() else {
             return Err("client dropped".into());
         };
-        let Some(update) = monitor::parse_notification(n)? else {
+        let Some(update) = monitor::parse_notification(&n)? else {
             return Ok(());
         };
         match update.cookie.as_str() {
@@ -243,38 +246,45 @@ fn notification_handler(inner: Weak<Inner>, epoch: u64) -> crate::connection::No
 
 /// A `_Server.Database` update: an error (closing the connection) when our database lost its
 /// leader or its cluster.
-fn check_server_update(db: &str, updates: &monitor::Updates) -> Result<(), String> {
-    let monitor::Updates::V1(v) = updates else {
+fn check_server_update(db: &str, updates: &Updates) -> Result<(), String> {
+    let Updates::V1(TableUpdates(tables)) = updates else {
         return Ok(());
     };
-    let rows = v.get("Database").and_then(Value::as_object);
-    for change in rows.into_iter().flat_map(|r| r.values()) {
-        match change.get("new") {
-            Some(new) if new.get("name").and_then(Value::as_str) == Some(db) => {
+    let is_ours = |row: &Row| str_column(row, "name") == Some(db);
+    let changes = tables.iter().filter(|(t, _)| t == "Database");
+    for (_, change) in changes.flat_map(|(_, rows)| rows) {
+        match (&change.old, &change.new) {
+            (_, Some(new)) if is_ours(new) => {
                 if let Some(reason) = not_leader(new) {
                     return Err(reason);
                 }
             }
-            Some(_) => {}
-            None => {
-                if change.pointer("/old/name").and_then(Value::as_str) == Some(db) {
-                    return Err(format!("database {db} removed from the server"));
-                }
+            (Some(old), None) if is_ours(old) => {
+                return Err(format!("database {db} removed from the server"))
             }
+            _ => {}
         }
     }
     Ok(())
 }
 
+fn str_column<'a>(row: &'a Row, column: &str) -> Option<&'a str> {
+    row.get(column)?.as_atom()?.as_str()
+}
+
+fn bool_column(row: &Row, column: &str) -> Option<bool> {
+    row.get(column)?.as_atom()?.as_bool()
+}
+
 /// Why a `_Server.Database` row is not a usable leader (`None` if it is).
-fn not_leader(row: &Value) -> Option<String> {
-    if row.get("model").and_then(Value::as_str) != Some("clustered") {
+fn not_leader(row: &Row) -> Option<String> {
+    if str_column(row, "model") != Some("clustered") {
         return None;
     }
-    if row.get("connected").and_then(Value::as_bool) != Some(true) {
+    if bool_column(row, "connected") != Some(true) {
         return Some("server is not connected to its cluster".into());
     }
-    if row.get("leader").and_then(Value::as_bool) != Some(true) {
+    if bool_column(row, "leader") != Some(true) {
         return Some("server is not the cluster leader".into());
     }
     None
@@ -311,16 +321,34 @@ fn protocol(conn: &Connection, reason: String) -> Error {
 mod tests {
     use super::*;
 
+    use crate::datum::Datum;
+    use crate::updates::RowUpdate1;
+    use uuid::Uuid;
+
     #[test]
     fn leadership_from_server_rows() {
-        let row = |model: &str, connected: bool, leader: bool| json!({"name": "NB", "model": model, "connected": connected, "leader": leader});
+        let row = |model: &str, connected: bool, leader: bool| {
+            Row::from([
+                ("name".into(), Datum::scalar("NB")),
+                ("model".into(), Datum::scalar(model)),
+                ("connected".into(), Datum::scalar(connected)),
+                ("leader".into(), Datum::scalar(leader)),
+            ])
+        };
         assert_eq!(not_leader(&row("standalone", false, false)), None);
         assert_eq!(not_leader(&row("clustered", true, true)), None);
         assert!(not_leader(&row("clustered", true, false)).is_some());
         assert!(not_leader(&row("clustered", false, true)).is_some());
-        let lost = monitor::Updates::V1(json!({"Database": {"u": {"new":
-            {"name": "NB", "model": "clustered", "connected": true, "leader": false}}}}));
+        let change = |old: Option<Row>, new: Option<Row>| {
+            Updates::V1(TableUpdates(vec![(
+                "Database".into(),
+                vec![(Uuid::nil(), RowUpdate1 { old, new })],
+            )]))
+        };
+        let lost = change(None, Some(row("clustered", true, false)));
         assert!(check_server_update("NB", &lost).is_err());
         assert!(check_server_update("SB", &lost).is_ok());
+        let removed = change(Some(row("clustered", true, true)), None);
+        assert!(check_server_update("NB", &removed).is_err());
     }
 }
