@@ -72,6 +72,8 @@ pub struct ServerOptions {
     pub ssl: Option<SslFiles>,
     /// Create the DB as a 1-member RAFT cluster instead of a standalone file.
     pub clustered: bool,
+    /// A schema file to use instead of Debian's (e.g. one from a newer OVN).
+    pub schema: Option<PathBuf>,
 }
 
 impl ServerOptions {
@@ -82,6 +84,7 @@ impl ServerOptions {
             tcp: false,
             ssl: None,
             clustered: false,
+            schema: None,
         }
     }
 }
@@ -234,17 +237,18 @@ impl Lab {
         let name = self.next_name(opts.db);
         let db_file = self.path().join(format!("{name}.db"));
         let db_path = db_file.to_string_lossy().into_owned();
+        let schema = match &opts.schema {
+            Some(p) => p.to_string_lossy().into_owned(),
+            None => opts.db.schema_path().to_owned(),
+        };
         if opts.clustered {
             let raft = format!(
                 "unix:{}",
                 self.path().join(format!("{name}.raft")).display()
             );
-            self.run(
-                "ovsdb-tool",
-                &["create-cluster", &db_path, opts.db.schema_path(), &raft],
-            )?;
+            self.run("ovsdb-tool", &["create-cluster", &db_path, &schema, &raft])?;
         } else {
-            self.run("ovsdb-tool", &["create", &db_path, opts.db.schema_path()])?;
+            self.run("ovsdb-tool", &["create", &db_path, &schema])?;
         }
         let id = self.add_server(name, &opts, db_file)?;
         self.wait_ready(id)?;
@@ -546,6 +550,34 @@ mod tests {
             )
             .unwrap();
         assert!(dps.contains("name=sw0"), "northd did not create sw0: {dps}");
+        for (port, mac) in [("p1", "0a:00:00:00:00:01"), ("p2", "0a:00:00:00:00:02")] {
+            let addr = format!("{mac} 10.0.0.{}", &port[1..]);
+            lab.nbctl(
+                &nbr,
+                &[
+                    "lsp-add",
+                    "sw0",
+                    port,
+                    "--",
+                    "lsp-set-addresses",
+                    port,
+                    &addr,
+                ],
+            )
+            .unwrap();
+        }
+        lab.nbctl(&nbr, &["--wait=sb", "sync"]).unwrap();
+        let trace = lab
+            .trace(
+                &sbr,
+                &[
+                    "--minimal",
+                    "sw0",
+                    "inport==\"p1\" && eth.src==0a:00:00:00:00:01 && eth.dst==0a:00:00:00:00:02",
+                ],
+            )
+            .unwrap();
+        assert!(trace.contains("output(\"p2\")"), "{trace}");
         let pid = lab.server(nb).pid().unwrap();
         lab.kill(nb);
         assert!(lab.nbctl(&nbr, &["ls-list"]).is_err());
