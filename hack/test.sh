@@ -4,6 +4,7 @@
 # namespaces, OVS) and the packages from hack/install-deps.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+hack/install-deps.sh
 step() { printf '\n==> %s\n' "$*"; }
 step "cargo fmt --check"
 cargo fmt --all -- --check

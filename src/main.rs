@@ -2,14 +2,22 @@
 
 use clap::{Parser, Subcommand};
 
-mod cni;
 mod flags;
-mod node;
 mod render;
 mod sync;
 
+mod cni;
+mod node;
+
+mod controller;
+mod metrics;
+
 #[derive(Parser)]
-#[command(name = "ovnkube-rs", version, about = "OVN-Kubernetes control plane in Rust (MicroShift drop-in)")]
+#[command(
+    name = "ovnkube-rs",
+    version,
+    about = "OVN-Kubernetes control plane in Rust (MicroShift drop-in)"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -18,7 +26,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Cluster work: watch the Kubernetes API, allocate addresses, program the OVN Northbound DB.
-    Controller,
+    Controller(controller::ControllerArgs),
     /// Host work for one node: management port, br-ex flows, iptables, routes, node annotations.
     Node(Box<node::NodeArgs>),
     /// The CNI plugin entry point (ADD/DEL/CHECK/VERSION), invoked by the container runtime.
@@ -37,14 +45,22 @@ enum Command {
     },
 }
 
-fn not_yet(what: &str) -> anyhow::Result<()> {
-    anyhow::bail!("`ovnkube-rs {what}` is not yet implemented")
+/// Logs go to stderr (stdout carries CNI results and render output); the level comes from
+/// `RUST_LOG` (default `info`).
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    init_logging();
     match cli.command {
-        Command::Controller => not_yet("controller"),
+        Command::Controller(args) => controller::run(args),
         Command::Node(args) => node::run(*args),
         Command::Cni => std::process::exit(cni::run()),
         Command::Render { args } => render::run(&args),

@@ -139,11 +139,21 @@ fn seed(store: &Store, config: &Config) -> Result<(), StartError> {
     });
     let namespaces = ["default", "kube-system", "kube-public", "kube-node-lease"]
         .map(|name| json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}));
-    for object in namespaces
+    // A built-in object the loaded ones also define (e.g. a cluster dump's own
+    // default/kubernetes Service) is taken from the loaded objects.
+    let identity = |o: &Value| {
+        (
+            o["kind"].clone(),
+            o["metadata"]["namespace"].clone(),
+            o["metadata"]["name"].clone(),
+        )
+    };
+    let loaded: std::collections::HashSet<_> = config.objects.iter().map(identity).collect();
+    let builtins = namespaces
         .iter()
         .chain([&kubernetes])
-        .chain(&config.objects)
-    {
+        .filter(|o| !loaded.contains(&identity(o)));
+    for object in builtins.chain(&config.objects) {
         let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
         let (api_version, kind) = (text(&object["apiVersion"]), text(&object["kind"]));
         let name = text(&object["metadata"]["name"]);

@@ -1,0 +1,230 @@
+//! `ovnkube-rs controller`: the cluster work (watchers, IPAM, NB reconciliation).
+//!
+//! Start-up order: NB connected and its replica downloaded; the leader lease held; every store
+//! listed once; IPAM rebuilt from annotations; one full sync (which also removes rows of objects
+//! deleted while we were down, and writes nothing on a converged NB); then `/readyz` turns ready
+//! and the worker reconciles batches of keys as the watches report changes.
+
+pub mod allocate;
+pub mod events;
+pub mod ipam;
+pub mod leader;
+pub mod queue;
+pub mod state;
+pub mod watch;
+pub mod worker;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::{Api, Client};
+use ovsdb::client::ClientConfig;
+use tokio::net::TcpListener;
+use tracing::{info, warn};
+
+use crate::flags;
+use crate::metrics::{self, Metrics};
+use allocate::Ipam;
+use events::EventRecorder;
+use leader::{LeaderElector, LeaseTiming};
+use queue::{Backoff, WorkQueue};
+use state::{ClusterView, NodeInfos};
+use worker::Worker;
+
+/// Arguments: ovnkube's own flags, in its syntax (`--init-master node --nb-address ...`).
+#[derive(clap::Args, Debug)]
+pub struct ControllerArgs {
+    /// ovnkube flags (e.g. `--config-file`, `--nb-address`, `--k8s-kubeconfig`,
+    /// `--metrics-bind-address`, `--init-master`), plus `--leader-election=false` and
+    /// `--leader-identity` for tests running several replicas on one host.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    args: Vec<String>,
+}
+
+/// Options of the controller process itself, beyond what changes NB rows.
+struct ProcessOptions {
+    kubeconfig: Option<String>,
+    metrics_address: String,
+    lease_namespace: String,
+    identity: String,
+    leader_election: bool,
+}
+
+const OWN_FLAGS: &[&str] = &[
+    "k8s-kubeconfig",
+    "metrics-bind-address",
+    "ovn-config-namespace",
+    "init-master",
+    "leader-identity",
+    "leader-election",
+];
+
+fn process_options(own: &[(String, String)]) -> anyhow::Result<ProcessOptions> {
+    let get = |name: &str| {
+        own.iter()
+            .rev()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+    };
+    let node = get("init-master")
+        .unwrap_or_else(|| std::env::var("HOSTNAME").unwrap_or_else(|_| "ovnkube-rs".into()));
+    Ok(ProcessOptions {
+        kubeconfig: get("k8s-kubeconfig").filter(|s| !s.is_empty()),
+        metrics_address: get("metrics-bind-address").unwrap_or_else(|| "127.0.0.1:9409".into()),
+        lease_namespace: get("ovn-config-namespace")
+            .unwrap_or_else(|| "openshift-ovn-kubernetes".into()),
+        identity: get("leader-identity").unwrap_or(node),
+        leader_election: match get("leader-election").as_deref() {
+            None | Some("true") => true,
+            Some("false") => false,
+            Some(v) => anyhow::bail!("--leader-election: {v:?} is neither true nor false"),
+        },
+    })
+}
+
+async fn kube_client(kubeconfig: Option<&str>) -> anyhow::Result<Client> {
+    let config = match kubeconfig {
+        Some(path) => {
+            let kc = kube::config::Kubeconfig::read_from(path)
+                .with_context(|| format!("reading kubeconfig {path}"))?;
+            kube::Config::from_custom_kubeconfig(kc, &Default::default())
+                .await
+                .with_context(|| format!("kubeconfig {path}"))?
+        }
+        None => kube::Config::infer().await.context("no kubeconfig found")?,
+    };
+    Client::try_from(config).context("building the Kubernetes client")
+}
+
+/// Runs the controller until it loses leadership or fails.
+pub fn run(args: ControllerArgs) -> anyhow::Result<()> {
+    let parsed = flags::parse(&args.args, OWN_FLAGS)?;
+    for w in &parsed.warnings {
+        warn!("{w}");
+    }
+    let options = process_options(&parsed.own)?;
+    let ovnkube = parsed.ovnkube;
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?
+        .block_on(run_async(ovnkube, options))
+}
+
+async fn run_async(ovnkube: flags::OvnkubeConfig, options: ProcessOptions) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let metrics = Metrics::new();
+    let listener = TcpListener::bind(&options.metrics_address)
+        .await
+        .with_context(|| format!("binding metrics on {}", options.metrics_address))?;
+    info!(address = %listener.local_addr()?, "serving /metrics, /healthz, /readyz");
+    tokio::spawn(metrics::serve(listener, metrics.clone()));
+
+    let client = kube_client(options.kubeconfig.as_deref()).await?;
+    let mut nb_config = ClientConfig::new("OVN_Northbound", ovnkube.nb_address.clone());
+    nb_config.leader_only = true;
+    let nb = ovsdb::Client::connect(nb_config)
+        .await
+        .with_context(|| format!("connecting to NB at {}", ovnkube.nb_address.join(",")))?;
+    info!(remote = ?nb.current_remote(), rows = nb.replica().row_count(), "NB replica ready");
+
+    if options.leader_election {
+        let (tx, mut leading) = tokio::sync::watch::channel(false);
+        let elector = LeaderElector::new(
+            Api::<Lease>::namespaced(client.clone(), &options.lease_namespace),
+            "ovn-kubernetes-master",
+            &options.identity,
+            LeaseTiming {
+                lease_duration: Duration::from_secs(137),
+                retry_period: Duration::from_secs(26),
+            },
+        );
+        tokio::spawn(elector.run(tx));
+        info!(identity = %options.identity, "waiting for the leader lease");
+        leading.wait_for(|l| *l).await?;
+        metrics.leader.set(1);
+        let m = metrics.clone();
+        tokio::spawn(async move {
+            // Upstream exits when it loses the lease; a restart then waits as a follower.
+            let _ = leading.wait_for(|l| !*l).await;
+            m.leader.set(0);
+            warn!("lost the leader lease; exiting");
+            std::process::exit(1);
+        });
+    } else {
+        metrics.leader.set(1);
+    }
+
+    let queue = Arc::new(WorkQueue::new(Backoff::default()));
+    let view = ClusterView::start(&client, queue.clone());
+    view.wait_synced().await;
+    let mut ipam = Ipam::new(&ovnkube.config);
+    let nodes = view.nodes.state();
+    let pods = view.pods.state();
+    for (object, e) in ipam.rebuild(
+        nodes.iter().map(|n| n.as_ref()),
+        pods.iter().map(|p| p.as_ref()),
+    ) {
+        warn!(%object, error = %e, "conflicting address annotation");
+    }
+    let mut worker = Worker {
+        config: ovnkube.config,
+        client: client.clone(),
+        nb,
+        view,
+        queue,
+        ipam: Mutex::new(ipam),
+        metrics: metrics.clone(),
+        events: EventRecorder::new(client, "ovnkube-rs-controller"),
+        node_infos: NodeInfos::default(),
+        annotated_at: HashMap::new(),
+        gauges_at: None,
+    };
+    let writes = worker
+        .full_sync()
+        .await
+        .context("the start-up full sync failed")?;
+    metrics.set_ready(started.elapsed());
+    info!(writes, elapsed = ?started.elapsed(), "initial sync done; ready");
+    let queue = worker.queue.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        info!("terminating: finishing the batch in flight");
+        queue.shut_down();
+    });
+    worker.run().await;
+    Ok(())
+}
+
+/// SIGTERM (kubelet) or SIGINT.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn process_options_default_to_microshift() {
+        let o = process_options(&[("init-master".into(), "microshift-dev".into())]).unwrap();
+        assert_eq!(o.identity, "microshift-dev");
+        assert_eq!(o.lease_namespace, "openshift-ovn-kubernetes");
+        assert!(o.leader_election);
+        assert!(process_options(&[("leader-election".into(), "maybe".into())]).is_err());
+    }
+}
