@@ -81,11 +81,22 @@ pub struct ConnectionOptions {
     pub max_message: usize,
 }
 
+/// Closes the connection when the last [`Connection`] handle goes away (the tasks only hold
+/// `Shared`), so an abandoned attempt (e.g. a connect timeout) does not leak a socket.
+struct CloseOnDrop(Arc<Shared>);
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        self.0.shut_down("connection handle dropped".into());
+    }
+}
+
 /// A handle to a running connection (cheap to clone).
 #[derive(Clone)]
 pub struct Connection {
     shared: Arc<Shared>,
     out: mpsc::UnboundedSender<Vec<u8>>,
+    _close_on_drop: Arc<CloseOnDrop>,
 }
 
 impl Connection {
@@ -113,7 +124,11 @@ impl Connection {
             options,
             handler,
         ));
-        Connection { shared, out }
+        Connection {
+            _close_on_drop: Arc::new(CloseOnDrop(shared.clone())),
+            shared,
+            out,
+        }
     }
 
     /// True when both handles refer to the same connection.

@@ -7,8 +7,10 @@
 //! old one in a single swap.
 
 use std::sync::{Arc, Weak};
+use std::time::Duration;
 
 use serde_json::{json, Value};
+use tokio::sync::watch;
 
 use crate::client::Inner;
 use crate::connection::{CallError, Connection, ConnectionOptions, Notification};
@@ -25,6 +27,8 @@ pub(crate) const DB_COOKIE: &str = "db";
 /// Monitor cookie of the `_Server` leadership watch.
 const SERVER_COOKIE: &str = "_Server";
 const SERVER_COLUMNS: [&str; 4] = ["name", "model", "connected", "leader"];
+/// A connection that ends sooner than this does not reset the reconnect backoff.
+const FLAPPING: Duration = Duration::from_secs(1);
 
 pub(crate) async fn run(inner: Arc<Inner>) {
     let mut shutdown = inner.shutdown.subscribe();
@@ -58,12 +62,12 @@ pub(crate) async fn run(inner: Arc<Inner>) {
                 inner.metrics.reconnected();
             }
             connected_before = true;
-            backoff = inner.config.backoff.initial;
             *inner.last_error.lock().expect("lock") = None;
             inner.conn.send_replace(Some(conn.clone()));
             // After publishing: whoever sees the new replica also finds the connection up.
             inner.bump_generation();
             tracing::info!(%remote, database = %inner.config.database, "connected");
+            let connected_at = tokio::time::Instant::now();
             let reason = tokio::select! {
                 r = conn.closed() => r,
                 _ = shutdown.wait_for(|s| *s) => "client shut down".to_owned(),
@@ -74,14 +78,28 @@ pub(crate) async fn run(inner: Arc<Inner>) {
             tracing::info!(%remote, %reason, "disconnected");
             // Move on so that a member that lost leadership (or died) is tried last.
             next = idx + 1;
+            // Connections that drop at once (e.g. leadership flapping) still back off.
+            if connected_at.elapsed() >= FLAPPING {
+                backoff = inner.config.backoff.initial;
+            } else if sleep_or_shutdown(&mut shutdown, backoff).await {
+                break 'rounds;
+            } else {
+                backoff = (backoff * 2).min(inner.config.backoff.max);
+            }
             continue 'rounds;
         }
-        let slept = tokio::time::timeout(backoff, shutdown.wait_for(|s| *s)).await;
-        if slept.is_ok() {
+        if sleep_or_shutdown(&mut shutdown, backoff).await {
             break;
         }
         backoff = (backoff * 2).min(inner.config.backoff.max);
     }
+}
+
+/// Sleeps; true if the client was shut down meanwhile.
+async fn sleep_or_shutdown(shutdown: &mut watch::Receiver<bool>, time: Duration) -> bool {
+    tokio::time::timeout(time, shutdown.wait_for(|s| *s))
+        .await
+        .is_ok()
 }
 
 /// Opens a connection and brings the replica up to date on it.
