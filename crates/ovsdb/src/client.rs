@@ -343,7 +343,7 @@ impl Client {
             match conn.call(method, params.clone()).await {
                 Ok(v) => return Ok(v),
                 Err(CallError::NotSent(_)) => self.wait_replaced(&conn, deadline).await?,
-                Err(e) => return Err(call_error(&conn, method, e)),
+                Err(e) => return Err(Error::from_call(&conn, method, e)),
             }
         }
     }
@@ -401,7 +401,7 @@ impl Client {
             let cancel = json!([crate::session::DB_COOKIE]);
             conn.call("monitor_cancel", cancel)
                 .await
-                .map_err(|e| call_error(&conn, "monitor_cancel", e))?;
+                .map_err(|e| Error::from_call(&conn, "monitor_cancel", e))?;
             return crate::session::remonitor(&self.inner, &conn).await;
         }
         let conditions: Vec<Value> = wanted.conditions.iter().map(Condition::to_json).collect();
@@ -409,7 +409,7 @@ impl Client {
         let params = json!([cookie, cookie, {table: [{"where": conditions}]}]);
         conn.call("monitor_cond_change", params)
             .await
-            .map_err(|e| call_error(&conn, "monitor_cond_change", e))?;
+            .map_err(|e| Error::from_call(&conn, "monitor_cond_change", e))?;
         self.forget_txn_id();
         Ok(())
     }
@@ -466,23 +466,8 @@ impl Client {
                     });
                 }
                 Err(CallError::NotSent(_)) => self.wait_replaced(&conn, deadline).await?,
-                Err(e) => return Err(call_error(&conn, "transact", e)),
+                Err(e) => return Err(Error::from_call(&conn, "transact", e)),
             }
         }
-    }
-}
-
-fn call_error(conn: &Connection, method: &str, e: CallError) -> Error {
-    match e {
-        CallError::NotSent(reason) | CallError::Lost(reason) => Error::OutcomeUnknown {
-            remote: conn.remote().to_owned(),
-            method: method.to_owned(),
-            reason,
-        },
-        CallError::Server(error) => Error::Rpc {
-            remote: conn.remote().to_owned(),
-            method: method.to_owned(),
-            error: error.to_string(),
-        },
     }
 }

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::connection::{CallError, Connection};
 use crate::ops::TransactError;
 
 /// An error of a [`crate::Client`] call.
@@ -59,6 +60,24 @@ pub enum Error {
 }
 
 impl Error {
+    /// The error of a request on `conn` that got no result.
+    pub(crate) fn from_call(conn: &Connection, method: &str, e: CallError) -> Error {
+        let remote = conn.remote().to_owned();
+        let method = method.to_owned();
+        match e {
+            CallError::NotSent(reason) | CallError::Lost(reason) => Error::OutcomeUnknown {
+                remote,
+                method,
+                reason,
+            },
+            CallError::Server(error) => Error::Rpc {
+                remote,
+                method,
+                error: error.to_string(),
+            },
+        }
+    }
+
     /// True when sending the same request again may succeed (after a reconnect or a leader change).
     /// For [`Error::OutcomeUnknown`] the caller must make the retry idempotent (e.g. `wait` guards).
     pub fn is_retryable(&self) -> bool {

@@ -18,6 +18,41 @@
 //! - [`metrics`]: counters for the controller's metrics;
 //! - [`model`]: the bridge between generic rows and generated typed rows;
 //! - [`nb`]: typed rows for the OVN Northbound tables, generated from `ovn-nb.ovsschema`.
+//!
+//! Guarantees the controller builds on:
+//! - `transact` returns only after the server's update for that transaction was applied to the
+//!   replica (ovsdb-server sends the update before the reply; one reader task handles both);
+//! - a transaction is never resent: a connection lost with it in flight gives
+//!   [`Error::OutcomeUnknown`] (retryable; guard creates with `wait` operations);
+//! - after a reconnect `monitor_cond_since` resumes from the last txn id (on clustered
+//!   databases the server answers found=true and sends only the changes); otherwise the new
+//!   dump is built into a fresh [`replica::Replica`] and swapped in whole;
+//! - with `leader_only` the client talks to the RAFT leader only and moves when `_Server`
+//!   reports that leadership left its server.
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), ovsdb::Error> {
+//! use ovsdb::ops::Operation;
+//! use ovsdb::{Client, ClientConfig, Datum, Row};
+//!
+//! let remotes = vec!["unix:/var/run/ovn/ovnnb_db.sock".to_owned()];
+//! let mut config = ClientConfig::new("OVN_Northbound", remotes);
+//! config.indexed_external_ids = vec!["k8s.ovn.org/owner".into()];
+//! let client = Client::connect(config).await?;
+//! let owned: Vec<_> = client
+//!     .replica()
+//!     .table("Load_Balancer")
+//!     .map(|t| t.by_external_id("k8s.ovn.org/owner", "ns/svc").collect())
+//!     .unwrap_or_default();
+//! let row = Row::from([("name".to_owned(), Datum::scalar("lb"))]);
+//! let insert = Operation::Insert { table: "Load_Balancer".into(), row, uuid_name: None };
+//! client.transact(vec![insert]).await?;
+//! let mut changes = client.subscribe(); // wakes on every replica change
+//! changes.changed().await.ok();
+//! # let _ = owned;
+//! # Ok(())
+//! # }
+//! ```
 
 pub mod client;
 pub mod connection;

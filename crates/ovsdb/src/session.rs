@@ -201,7 +201,7 @@ async fn monitor(
                 if sync.epoch == epoch && sync.last_txn_id.is_none() {
                     sync.last_txn_id = last_txn_id;
                 }
-                return Err(call_failed(conn, method.name(), e));
+                return Err(Error::from_call(conn, method.name(), e));
             }
         }
     };
@@ -311,21 +311,7 @@ fn not_leader(row: &Row) -> Option<String> {
 async fn call(conn: &Connection, method: &str, params: Value) -> Result<Value, Error> {
     conn.call(method, params)
         .await
-        .map_err(|e| call_failed(conn, method, e))
-}
-
-fn call_failed(conn: &Connection, method: &str, e: CallError) -> Error {
-    match e {
-        CallError::Server(error) => Error::Rpc {
-            remote: conn.remote().to_owned(),
-            method: method.to_owned(),
-            error: error.to_string(),
-        },
-        CallError::NotSent(reason) | CallError::Lost(reason) => Error::Connect {
-            remote: conn.remote().to_owned(),
-            reason: format!("{method}: {reason}"),
-        },
-    }
+        .map_err(|e| Error::from_call(conn, method, e))
 }
 
 fn protocol(conn: &Connection, reason: String) -> Error {
