@@ -2,14 +2,19 @@
 //!
 //! Sets the node up (OVS keys, management port, waits for the br-ex patch port), syncs flows,
 //! iptables and `ip` state, writes the CNI config last, then re-syncs every `--sync-period`.
-//! Until the Kubernetes watch is wired in, the node subnet comes from `--node-subnet` and the
-//! Services/EndpointSlices from `--services-file` (a `kubectl get -o yaml` dump).
+//! With `--kubeconfig` it waits for the controller's `k8s.ovn.org/node-subnets` on its Node,
+//! publishes its node annotations there and lists Services/EndpointSlices every sync. Without
+//! one, `--node-subnet`, `--node-ip` and `--services-file` (a `kubectl get -o yaml` dump) stand in.
 
+mod api;
+
+use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::Context;
+use anyhow::{bail, Context};
+use api::NodeApi;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use ovnkube_hostnet::agent::{AgentConfig, NodeAgent};
@@ -24,12 +29,12 @@ pub struct NodeArgs {
     /// Kubernetes node name.
     #[arg(long = "node-name", env = "K8S_NODE")]
     node_name: String,
-    /// The node's InternalIP (encap IP, source of the 169.254.169.1 route).
+    /// The node's InternalIP (encap IP, source of the 169.254.169.1 route); default: from the Node.
     #[arg(long = "node-ip", env = "K8S_NODE_IP")]
-    node_ip: Ipv4Addr,
-    /// The node subnet (`k8s.ovn.org/node-subnets`), e.g. 10.42.0.0/24.
+    node_ip: Option<Ipv4Addr>,
+    /// The node subnet; default: the Node's `k8s.ovn.org/node-subnets` (waits for it).
     #[arg(long = "node-subnet")]
-    node_subnet: Ipv4Cidr,
+    node_subnet: Option<Ipv4Cidr>,
     /// Cluster subnets.
     #[arg(
         long = "cluster-subnets",
@@ -69,9 +74,12 @@ pub struct NodeArgs {
         default_value = "/etc/cni/net.d/10-ovn-kubernetes.conf"
     )]
     cni_conf: PathBuf,
-    /// Kubeconfig handed to the CNI plugin (through the CNI config) to read pod annotations.
+    /// Kubeconfig for the API (also handed to the CNI plugin through the CNI config).
     #[arg(long)]
     kubeconfig: Option<PathBuf>,
+    /// Seconds to wait for the controller's `k8s.ovn.org/node-subnets`.
+    #[arg(long = "node-subnet-timeout", default_value_t = 300)]
+    node_subnet_timeout: u64,
     /// Services and EndpointSlices as a `kubectl get -o yaml` dump (JSON works too).
     #[arg(long = "services-file")]
     services_file: Option<PathBuf>,
@@ -117,11 +125,17 @@ fn read_objects(path: &PathBuf) -> anyhow::Result<(Vec<Service>, Vec<EndpointSli
     Ok((services, slices))
 }
 
-fn services(args: &NodeArgs, agent: &NodeAgent) -> anyhow::Result<Vec<HostService>> {
-    let Some(path) = &args.services_file else {
-        return Ok(Vec::new());
+/// The Services and EndpointSlices to follow: from the API, else from `--services-file`.
+fn services(
+    args: &NodeArgs,
+    api: Option<&NodeApi>,
+    agent: &NodeAgent,
+) -> anyhow::Result<Vec<HostService>> {
+    let (svcs, slices) = match (api, &args.services_file) {
+        (Some(api), _) => api.services()?,
+        (None, Some(path)) => read_objects(path)?,
+        (None, None) => return Ok(Vec::new()),
     };
-    let (svcs, slices) = read_objects(path)?;
     Ok(host_services(&svcs, &slices, &agent.host_ips()))
 }
 
@@ -136,13 +150,29 @@ pub fn run(args: NodeArgs) -> anyhow::Result<()> {
     if let Some(k) = &args.kubeconfig {
         extra.insert("kubeconfig".into(), k.display().to_string().into());
     }
+    let node_name = args.node_name.to_lowercase();
+    let api = match &args.kubeconfig {
+        Some(k) => Some(NodeApi::connect(k, &node_name)?),
+        None => None,
+    };
+    let (node_subnet, node_ip) = match (&api, args.node_subnet) {
+        (_, Some(subnet)) => (subnet, args.node_ip),
+        (Some(api), None) => {
+            let (subnet, internal_ip) =
+                api.wait_for_node_subnet(Duration::from_secs(args.node_subnet_timeout))?;
+            (subnet, args.node_ip.or(internal_ip))
+        }
+        (None, None) => bail!("--node-subnet is required without --kubeconfig"),
+    };
+    let node_ip =
+        node_ip.context("the node IP is unknown: pass --node-ip or give the Node an InternalIP")?;
     let cfg = AgentConfig {
-        node_name: args.node_name.to_lowercase(),
-        node_ip: args.node_ip,
+        node_name,
+        node_ip,
         bridge: args.gateway_interface.clone(),
         service_cidrs: args.service_cidrs.clone(),
         cluster_subnets: args.cluster_subnets.clone(),
-        node_subnet: args.node_subnet,
+        node_subnet,
         mtu: args.mtu,
         sb_remote: args.sb_address.clone(),
         next_hops: args.gateway_nexthop.clone(),
@@ -153,15 +183,23 @@ pub fn run(args: NodeArgs) -> anyhow::Result<()> {
     let mut agent = NodeAgent::start(Host::current(&args.ovs_rundir), cfg).context("node setup")?;
     tracing::info!(node = %args.node_name, facts = ?agent.facts(), "node set up");
     let mut first = true;
+    let mut published = BTreeMap::new();
     loop {
-        let svcs = services(&args, &agent)?;
+        let svcs = services(&args, api.as_ref(), &agent)?;
         let report = agent.sync(&svcs).context("node sync")?;
         if report.changed() {
             tracing::info!(?report, "host state repaired or updated");
         }
-        if let Some(out) = &args.annotations_out {
-            let text = serde_json::to_string_pretty(&agent.annotations())?;
-            std::fs::write(out, text).with_context(|| format!("writing {}", out.display()))?;
+        let annotations = agent.annotations();
+        if annotations != published {
+            if let Some(api) = &api {
+                api.patch_annotations(&annotations)?;
+            }
+            if let Some(out) = &args.annotations_out {
+                let text = serde_json::to_string_pretty(&annotations)?;
+                std::fs::write(out, text).with_context(|| format!("writing {}", out.display()))?;
+            }
+            published = annotations;
         }
         if first {
             if agent.write_cni_config()? {

@@ -1,0 +1,229 @@
+//! `ovnkube-rs node --kubeconfig` against the in-memory API server, both inside a node
+//! namespace with real OVS and OVN: it waits for the controller's node subnet, publishes its
+//! annotations on the Node and follows Services created through the API.
+
+use std::fs::File;
+use std::os::fd::AsRawFd;
+use std::process::{Child, Command, Stdio};
+use std::thread::{sleep, JoinHandle};
+use std::time::{Duration, Instant};
+
+use kube_test_apiserver::{Config, TestApiServer};
+use ovnkube_hostnet::nodelab::{Layout, NodeLab};
+use serde_json::json;
+
+const BIN: &str = env!("CARGO_BIN_EXE_ovnkube-rs");
+
+/// The API server on the node namespace's loopback (its serving thread enters the namespace),
+/// stopped on drop.
+struct ApiServer {
+    kubeconfig: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl ApiServer {
+    fn start_in(netns: &str, objects: Vec<serde_json::Value>) -> ApiServer {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let path = format!("/var/run/netns/{netns}");
+        let thread = std::thread::spawn(move || {
+            let ns = File::open(&path).expect("open netns");
+            // SAFETY: setns on this thread only; the fd is valid for the call.
+            let rc = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
+            assert_eq!(rc, 0, "setns into {path}");
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let server = TestApiServer::start(Config {
+                    objects,
+                    ..Config::default()
+                })
+                .await
+                .expect("start API server");
+                tx.send(server.kubeconfig()).unwrap();
+                let _ = stopped.await;
+            });
+        });
+        let kubeconfig = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("API server started");
+        ApiServer {
+            kubeconfig,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for ApiServer {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The agent process, killed by PID on drop.
+struct Agent(Child);
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn eventually(what: &str, mut ok: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !ok() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "timed out waiting for {what}"
+        );
+        sleep(Duration::from_millis(200));
+    }
+}
+
+fn service(name: &str, cluster_ip: &str, port: u16, node_port: u16) -> serde_json::Value {
+    json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"namespace": "default", "name": name},
+        "spec": {"type": "NodePort", "clusterIP": cluster_ip, "clusterIPs": [cluster_ip],
+                 "ports": [{"port": port, "nodePort": node_port, "protocol": "TCP", "targetPort": 8080}]}
+    })
+}
+
+#[test]
+fn agent_waits_for_node_subnet_publishes_annotations_and_follows_services() {
+    let lab = NodeLab::start(Layout::NoUplink);
+    lab.add_gateway_topology("node1");
+    let node = json!({
+        "apiVersion": "v1", "kind": "Node", "metadata": {"name": "node1"},
+        "status": {"addresses": [{"type": "InternalIP", "address": "10.44.0.0"}]}
+    });
+    let api = ApiServer::start_in(
+        &lab.netns,
+        vec![node, service("svc-nodeport", "10.43.19.182", 7000, 30700)],
+    );
+    let d = |f: &str| lab.dir().join(f).display().to_string();
+    std::fs::write(d("kubeconfig"), &api.kubeconfig).unwrap();
+    let kubectl = |args: &[&str], stdin: Option<&str>| -> String {
+        let mut cmd = Command::new("ip");
+        cmd.args([
+            "netns",
+            "exec",
+            &lab.netns,
+            "kubectl",
+            "--kubeconfig",
+            &d("kubeconfig"),
+        ])
+        .args(args);
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        if let Some(text) = stdin {
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(text.as_bytes())
+                .unwrap();
+        }
+        drop(child.stdin.take());
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "kubectl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+
+    let _agent = Agent(
+        Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &lab.netns,
+                BIN,
+                "node",
+                "--node-name=node1",
+            ])
+            .arg(format!("--kubeconfig={}", d("kubeconfig")))
+            .arg(format!("--sb-address=unix:{}", d("ovnsb_db.sock")))
+            .arg(format!("--ovs-rundir={}", d("")))
+            .arg(format!("--cni-conf={}", d("net.d/10-ovn-kubernetes.conf")))
+            .arg("--sync-period=1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    // Without the controller's node subnet the agent must not declare itself ready.
+    sleep(Duration::from_secs(1));
+    assert!(!std::path::Path::new(&d("net.d/10-ovn-kubernetes.conf")).exists());
+
+    kubectl(
+        &[
+            "annotate",
+            "node",
+            "node1",
+            r#"k8s.ovn.org/node-subnets={"default":["10.42.0.0/24"]}"#,
+        ],
+        None,
+    );
+    eventually("the CNI config", || {
+        std::path::Path::new(&d("net.d/10-ovn-kubernetes.conf")).exists()
+    });
+    let nat = lab.exec("iptables-save", &["-t", "nat"]);
+    assert!(
+        nat.contains("--dport 30700 -j DNAT --to-destination 10.43.19.182:7000"),
+        "{nat}"
+    );
+    assert!(lab
+        .exec("ip", &["addr", "show", "ovn-k8s-mp0"])
+        .contains("inet 10.42.0.2/24"));
+
+    let node: serde_json::Value =
+        serde_json::from_str(&kubectl(&["get", "node", "node1", "-o", "json"], None)).unwrap();
+    let ann = &node["metadata"]["annotations"];
+    let mac = ann["k8s.ovn.org/node-mgmt-port-mac-address"]
+        .as_str()
+        .expect("mgmt mac published");
+    assert!(lab
+        .exec("ip", &["link", "show", "ovn-k8s-mp0"])
+        .contains(mac));
+    assert_eq!(ann["k8s.ovn.org/node-chassis-id"], "nodelab-chassis");
+    assert_eq!(
+        ann["k8s.ovn.org/node-primary-ifaddr"],
+        r#"{"ipv4":"10.44.0.0/32"}"#
+    );
+    assert!(ann["k8s.ovn.org/l3-gateway-config"]
+        .as_str()
+        .unwrap()
+        .contains(r#""next-hops":["169.254.169.4"]"#));
+
+    // A Service created through the API shows up in the node's rules within a sync period.
+    kubectl(
+        &["create", "-f", "-"],
+        Some(&service("svc-two", "10.43.5.5", 80, 30080).to_string()),
+    );
+    eventually("the new NodePort rule", || {
+        lab.exec("iptables-save", &["-t", "nat"])
+            .contains("--dport 30080 -j DNAT --to-destination 10.43.5.5:80")
+    });
+    kubectl(&["delete", "service", "svc-nodeport"], None);
+    eventually("the deleted service's rule to go", || {
+        !lab.exec("iptables-save", &["-t", "nat"]).contains("30700")
+    });
+}
