@@ -11,7 +11,7 @@ use crate::error::ObjectError;
 use crate::model::Desired;
 use crate::node::NodeInfo;
 use crate::pod::{pod_rows, PodInfo};
-use crate::services::{service_rows, ServiceInfo};
+use crate::services::{service_rows, ServiceInfo, SERVICE_NAME_LABEL};
 use crate::topology::{cluster_rows, node_rows};
 
 /// The Kubernetes objects the desired state is computed from.
@@ -129,9 +129,30 @@ pub fn desired_cluster(config: &Config, snapshot: &Snapshot) -> (Desired, Vec<Ob
             Err(e) => errors.push(e),
         }
     }
+    // Slices grouped by service once, so each service only looks at its own.
+    let mut slices: BTreeMap<(&str, &str), Vec<EndpointSlice>> = BTreeMap::new();
+    for s in &snapshot.endpoint_slices {
+        let ns = s.metadata.namespace.as_deref().unwrap_or("default");
+        if let Some(svc) = s
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(SERVICE_NAME_LABEL))
+        {
+            slices
+                .entry((ns, svc.as_str()))
+                .or_default()
+                .push(s.clone());
+        }
+    }
     for svc in &snapshot.services {
         let rows = ServiceInfo::from_service(svc).and_then(|info| match info {
-            Some(info) => service_rows(config, &info, &snapshot.endpoint_slices, &nodes),
+            Some(info) => {
+                let own = slices
+                    .get(&(info.namespace.as_str(), info.name.as_str()))
+                    .map_or(&[][..], Vec::as_slice);
+                service_rows(config, &info, own, &nodes)
+            }
             None => Ok(Desired::default()),
         });
         match rows {

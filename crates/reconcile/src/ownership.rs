@@ -25,26 +25,30 @@ use ovsdb::{Atom, Datum, Row, Uuid};
 /// key cannot be told (only removed by a full sync).
 pub(crate) type Owner = Option<OwnerKey>;
 
-/// The reference-set columns the reconciler manages member by member, per parent table.
-pub(crate) const LINK_COLUMNS: &[(&str, &[&str])] = &[
-    (
-        LOGICAL_SWITCH,
-        &["ports", "load_balancer", "load_balancer_group"],
-    ),
-    (
-        LOGICAL_ROUTER,
-        &[
-            "ports",
-            "static_routes",
-            "policies",
-            "nat",
-            "load_balancer",
-            "load_balancer_group",
-        ],
-    ),
-    (LOGICAL_ROUTER_PORT, &["gateway_chassis"]),
-    (PORT_GROUP, &["ports"]),
-    (LOAD_BALANCER_GROUP, &["load_balancer"]),
+/// The reference-set columns the reconciler manages member by member:
+/// (parent table, column, child table).
+pub(crate) const LINK_COLUMNS: &[(&str, &str, &str)] = &[
+    (LOGICAL_SWITCH, "ports", LOGICAL_SWITCH_PORT),
+    (LOGICAL_SWITCH, "load_balancer", LOAD_BALANCER),
+    (LOGICAL_SWITCH, "load_balancer_group", LOAD_BALANCER_GROUP),
+    (LOGICAL_ROUTER, "ports", LOGICAL_ROUTER_PORT),
+    (LOGICAL_ROUTER, "static_routes", STATIC_ROUTE),
+    (LOGICAL_ROUTER, "policies", POLICY),
+    (LOGICAL_ROUTER, "nat", NAT),
+    (LOGICAL_ROUTER, "load_balancer", LOAD_BALANCER),
+    (LOGICAL_ROUTER, "load_balancer_group", LOAD_BALANCER_GROUP),
+    (LOGICAL_ROUTER_PORT, "gateway_chassis", GATEWAY_CHASSIS),
+    (PORT_GROUP, "ports", LOGICAL_SWITCH_PORT),
+    (LOAD_BALANCER_GROUP, "load_balancer", LOAD_BALANCER),
+];
+
+/// Root tables whose rows can be ours by name or ids.
+const ROOT_TABLES: &[&str] = &[
+    LOGICAL_SWITCH,
+    LOGICAL_ROUTER,
+    LOAD_BALANCER,
+    LOAD_BALANCER_GROUP,
+    PORT_GROUP,
 ];
 
 /// One existing member of a reference set, between two rows that are ours.
@@ -53,15 +57,15 @@ pub(crate) struct ExistingLink {
     pub parent_table: &'static str,
     pub parent: Uuid,
     pub column: &'static str,
-    pub child_table: String,
+    pub child_table: &'static str,
     pub child: Uuid,
     pub owner: Owner,
 }
 
-/// The rows and links of the replica that are ours.
+/// The rows and links of the replica that are ours (uuids are unique across tables).
 #[derive(Debug, Default)]
 pub(crate) struct Inventory {
-    pub rows: HashMap<(String, Uuid), Owner>,
+    pub rows: HashMap<Uuid, (&'static str, Owner)>,
     pub links: Vec<ExistingLink>,
 }
 
@@ -74,12 +78,6 @@ fn str_col<'a>(row: &'a Row, col: &str) -> &'a str {
         .and_then(Datum::as_atom)
         .and_then(Atom::as_str)
         .unwrap_or("")
-}
-
-fn refs(row: &Row, col: &str) -> Vec<Uuid> {
-    row.get(col)
-        .map(|d| d.atoms().filter_map(Atom::as_uuid).collect())
-        .unwrap_or_default()
 }
 
 /// Addresses that tie a row to a key when its name does not.
@@ -288,12 +286,12 @@ fn child_owner(
 pub(crate) fn inventory(replica: &Replica, desired: &Desired) -> Inventory {
     let hints = Hints::collect(desired, replica);
     let mut inv = Inventory::default();
-    // Roots first, then walk the link columns (router ports before their gateway_chassis).
+    // Roots first, then walk the link columns down (router ports before their gateway_chassis).
     let mut frontier: Vec<(&'static str, Uuid)> = Vec::new();
-    for (table, _) in LINK_COLUMNS.iter().chain(&[(LOAD_BALANCER, &[][..])]) {
+    for table in ROOT_TABLES {
         for (uuid, row) in replica.table(table).into_iter().flat_map(|t| t.rows()) {
             if let Some(owner) = root_owner(table, row) {
-                inv.rows.insert(((*table).to_owned(), *uuid), owner);
+                inv.rows.insert(*uuid, (table, owner));
                 frontier.push((table, *uuid));
             }
         }
@@ -310,9 +308,7 @@ pub(crate) fn inventory(replica: &Replica, desired: &Desired) -> Inventory {
         }
         for w in walk(replica, &hints, &inv, table, uuid, true) {
             if w.newly_found {
-                if let Some(t) = LINK_COLUMNS.iter().find(|(t, _)| *t == w.child_table) {
-                    frontier.push((t.0, w.child));
-                }
+                frontier.push((w.child_table, w.child));
             }
             record(&mut inv, table, uuid, w);
         }
@@ -328,7 +324,7 @@ pub(crate) fn inventory(replica: &Replica, desired: &Desired) -> Inventory {
 /// One owned member found in a link column.
 struct Walked {
     column: &'static str,
-    child_table: String,
+    child_table: &'static str,
     child: Uuid,
     owner: Owner,
     newly_found: bool,
@@ -348,39 +344,28 @@ fn walk(
     let Some(row) = replica.get(table, &uuid) else {
         return out;
     };
-    let owner = inv.rows[&(table.to_owned(), uuid)].clone();
-    let columns = LINK_COLUMNS
-        .iter()
-        .find(|(t, _)| *t == table)
-        .map(|(_, c)| *c)
-        .unwrap_or(&[]);
-    for column in columns {
-        let Some(child_table) = replica
-            .schema()
-            .table(table)
-            .and_then(|t| t.columns.get(*column))
-            .and_then(|c| c.kind.key.ref_table.clone())
-        else {
-            continue;
-        };
-        let child_is_root = replica
-            .schema()
-            .table(&child_table)
-            .is_some_and(|t| t.is_root);
-        for child in refs(row, column) {
-            let known = inv.rows.get(&(child_table.clone(), child));
+    let owner = &inv.rows[&uuid].1;
+    for &(_, column, child_table) in LINK_COLUMNS.iter().filter(|(t, _, _)| *t == table) {
+        let child_is_root = ROOT_TABLES.contains(&child_table);
+        for child in row
+            .get(column)
+            .into_iter()
+            .flat_map(Datum::atoms)
+            .filter_map(Atom::as_uuid)
+        {
+            let known = inv.rows.get(&child);
             let child_owner = match known {
-                Some(o) => Some(o.clone()),
+                Some((_, o)) => Some(o.clone()),
                 // Roots are ours only by their own name or ids.
                 None if child_is_root || !classify => None,
                 None => replica
-                    .get(&child_table, &child)
-                    .and_then(|c| child_owner(hints, row, &owner, column, c)),
+                    .get(child_table, &child)
+                    .and_then(|c| child_owner(hints, row, owner, column, c)),
             };
             if let Some(o) = child_owner {
                 out.push(Walked {
                     column,
-                    child_table: child_table.clone(),
+                    child_table,
                     child,
                     owner: o,
                     newly_found: known.is_none(),
@@ -394,14 +379,12 @@ fn walk(
 /// Records an owned child and its link. A link to a cluster-wide row (a group) belongs to the
 /// key of its parent; any other link belongs to the key of its child.
 fn record(inv: &mut Inventory, parent_table: &'static str, parent: Uuid, w: Walked) {
-    let parent_owner = inv.rows[&(parent_table.to_owned(), parent)].clone();
-    inv.rows
-        .insert((w.child_table.clone(), w.child), w.owner.clone());
     let owner = if w.owner == Some(OwnerKey::Cluster) {
-        parent_owner
+        inv.rows[&parent].1.clone()
     } else {
-        w.owner
+        w.owner.clone()
     };
+    inv.rows.insert(w.child, (w.child_table, w.owner));
     inv.links.push(ExistingLink {
         parent_table,
         parent,

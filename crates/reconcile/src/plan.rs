@@ -1,5 +1,6 @@
 //! Building the operation list of one diff.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use ovnkube_desired::names::*;
@@ -78,7 +79,12 @@ fn insert_rank(table: &str) -> u8 {
 
 struct Planner<'a> {
     replica: &'a Replica,
-    targets: BTreeMap<&'a RowId, Target>,
+    /// Named desired rows: where they are (or will be).
+    named: HashMap<&'a NamedRef, Target>,
+    /// Child desired rows: where they are (or will be).
+    children: BTreeMap<&'a RowId, Target>,
+    /// Parents looked up in NB (rows not desired here, e.g. another key's switch).
+    nb_parents: RefCell<HashMap<NamedRef, Option<Uuid>>>,
     issues: Vec<String>,
 }
 
@@ -100,19 +106,26 @@ impl<'a> Planner<'a> {
             .min()
     }
 
-    /// The target of a row by identity: desired (matched or new) first, then NB by name.
+    /// The target of a row by identity: desired (matched or new) first, then NB.
     fn resolve(&self, id: &RowId) -> Option<Target> {
-        if let Some(t) = self.targets.get(id) {
-            return Some(t.clone());
-        }
         match id {
-            RowId::Named(n) => self.lookup_named(n).map(Target::Existing),
-            RowId::Child { .. } => self.find_child(id).map(Target::Existing),
+            RowId::Named(n) => self.resolve_parent(n),
+            RowId::Child { .. } => match self.children.get(id) {
+                Some(t) => Some(t.clone()),
+                None => self.find_child(id).map(Target::Existing),
+            },
         }
     }
 
     fn resolve_parent(&self, n: &NamedRef) -> Option<Target> {
-        self.resolve(&RowId::Named(n.clone()))
+        if let Some(t) = self.named.get(n) {
+            return Some(t.clone());
+        }
+        let mut cache = self.nb_parents.borrow_mut();
+        let found = *cache
+            .entry(n.clone())
+            .or_insert_with(|| self.lookup_named(n));
+        found.map(Target::Existing)
     }
 
     /// An existing child of an existing parent whose key columns match.
@@ -141,6 +154,13 @@ impl<'a> Planner<'a> {
             .min()
     }
 
+    fn remember(&mut self, id: &'a RowId, t: Target) {
+        match id {
+            RowId::Named(n) => self.named.insert(n, t),
+            RowId::Child { .. } => self.children.insert(id, t),
+        };
+    }
+
     fn existing(&self, id: &RowId) -> Option<Uuid> {
         match id {
             RowId::Named(n) => self.lookup_named(n),
@@ -166,7 +186,9 @@ pub fn diff(desired: &Desired, replica: &Replica, scope: &Scope) -> Diff {
     let inv = inventory(replica, desired);
     let mut p = Planner {
         replica,
-        targets: BTreeMap::new(),
+        named: HashMap::new(),
+        children: BTreeMap::new(),
+        nb_parents: RefCell::new(HashMap::new()),
         issues: Vec::new(),
     };
 
@@ -178,7 +200,7 @@ pub fn diff(desired: &Desired, replica: &Replica, scope: &Scope) -> Diff {
         match p.existing(id) {
             Some(u) => {
                 matched.insert(u);
-                p.targets.insert(id, Target::Existing(u));
+                p.remember(id, Target::Existing(u));
                 let cur = replica.get(id.table(), &u).expect("found in replica");
                 let changed: Row = row
                     .columns
@@ -196,7 +218,7 @@ pub fn diff(desired: &Desired, replica: &Replica, scope: &Scope) -> Diff {
             }
             None => {
                 let name = format!("row{i}");
-                p.targets.insert(id, Target::New(name.clone()));
+                p.remember(id, Target::New(name.clone()));
                 new_rows.push((id, row, name));
             }
         }
@@ -296,8 +318,8 @@ pub fn diff(desired: &Desired, replica: &Replica, scope: &Scope) -> Diff {
     let stale: HashSet<Uuid> = inv
         .rows
         .iter()
-        .filter(|((_, u), owner)| !matched.contains(u) && scope.covers(owner))
-        .map(|((_, u), _)| *u)
+        .filter(|(u, (_, owner))| !matched.contains(u) && scope.covers(owner))
+        .map(|(u, _)| *u)
         .collect();
     let mut mutate_delete: BTreeMap<(&str, Uuid, &str), BTreeSet<Atom>> = BTreeMap::new();
     for l in &inv.links {
@@ -309,7 +331,7 @@ pub fn diff(desired: &Desired, replica: &Replica, scope: &Scope) -> Diff {
         }
         // A stale root goes with its delete, a weak reference with its target.
         if stale.contains(&l.child)
-            && (is_root(replica, &l.child_table) || is_weak(replica, l.parent_table, l.column))
+            && (is_root(replica, l.child_table) || is_weak(replica, l.parent_table, l.column))
         {
             continue;
         }
@@ -318,11 +340,11 @@ pub fn diff(desired: &Desired, replica: &Replica, scope: &Scope) -> Diff {
             .or_default()
             .insert(Atom::Uuid(l.child));
     }
-    let mut deletes: Vec<(&String, Uuid)> = inv
+    let mut deletes: Vec<(&str, Uuid)> = inv
         .rows
-        .keys()
-        .filter(|(t, u)| stale.contains(u) && is_root(replica, t))
-        .map(|(t, u)| (t, *u))
+        .iter()
+        .filter(|(u, (t, _))| stale.contains(u) && is_root(replica, t))
+        .map(|(u, (t, _))| (*t, *u))
         .collect();
     deletes.sort();
 
@@ -373,7 +395,7 @@ pub fn diff(desired: &Desired, replica: &Replica, scope: &Scope) -> Diff {
     }
     for (table, u) in deletes {
         ops.push(Operation::Delete {
-            table: table.clone(),
+            table: table.to_owned(),
             conditions: vec![Condition::uuid(u)],
         });
     }

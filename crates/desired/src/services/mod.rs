@@ -10,7 +10,7 @@ use k8s_openapi::api::core::v1::Service;
 use crate::error::ObjectError;
 use crate::net::{looks_ipv6, parse_ipv4};
 
-pub use endpoints::{port_endpoints, PortEndpoints};
+pub use endpoints::{port_endpoints, PortEndpoints, SERVICE_NAME_LABEL};
 pub use lb::service_rows;
 
 /// An L4 protocol of a service port.
