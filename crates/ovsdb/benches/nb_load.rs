@@ -22,6 +22,50 @@ use tokio::net::UnixStream;
 
 const NB: &str = "OVN_Northbound";
 
+/// Wall time plus the CPU time the server and this process used: CPU figures stay meaningful
+/// when other work shares the machine.
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    wall: f64,
+    server_cpu: f64,
+    client_cpu: f64,
+}
+
+struct Meter {
+    server: u32,
+    start: Instant,
+    server_cpu: f64,
+    client_cpu: f64,
+}
+
+/// utime + stime of a process (`self` or a pid), from /proc.
+fn cpu_seconds(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc stat");
+    // Fields after the parenthesized command name; utime and stime are fields 14 and 15.
+    let rest = &stat[stat.rfind(')').expect("stat format") + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f[11].parse::<f64>().expect("utime") + f[12].parse::<f64>().expect("stime");
+    ticks / 100.0 // USER_HZ is 100 on Linux
+}
+
+impl Meter {
+    fn start(server: u32) -> Meter {
+        Meter {
+            server,
+            server_cpu: cpu_seconds(&server.to_string()),
+            client_cpu: cpu_seconds("self"),
+            start: Instant::now(),
+        }
+    }
+    fn stop(self) -> Sample {
+        Sample {
+            wall: self.start.elapsed().as_secs_f64(),
+            server_cpu: cpu_seconds(&self.server.to_string()) - self.server_cpu,
+            client_cpu: cpu_seconds("self") - self.client_cpu,
+        }
+    }
+}
+
 fn lb_row(i: usize) -> Row {
     let ns = format!("ns{}", i % 100);
     Row::from([
@@ -72,7 +116,13 @@ fn config(remote: String) -> ClientConfig {
 
 /// Inserts through the client; with `monitor_all` false it monitors only NB_Global, so the
 /// server does not echo the rows back (the raw path gets no echo either).
-async fn via_client(remote: String, n: usize, batch: usize, monitor_all: bool) -> Duration {
+async fn via_client(
+    remote: String,
+    server: u32,
+    n: usize,
+    batch: usize,
+    monitor_all: bool,
+) -> Sample {
     let mut config = config(remote);
     if !monitor_all {
         config.monitor = MonitorSpec {
@@ -85,7 +135,7 @@ async fn via_client(remote: String, n: usize, batch: usize, monitor_all: bool) -
         .step_by(batch)
         .map(|lo| (lo..(lo + batch).min(n)).map(insert).collect())
         .collect();
-    let start = Instant::now();
+    let meter = Meter::start(server);
     let mut in_flight = Vec::new();
     for ops in batches {
         let c = client.clone();
@@ -94,7 +144,7 @@ async fn via_client(remote: String, n: usize, batch: usize, monitor_all: bool) -
     for t in in_flight {
         t.await.expect("task").expect("transaction");
     }
-    let took = start.elapsed();
+    let took = meter.stop();
     if monitor_all {
         let rows = client
             .replica()
@@ -105,7 +155,7 @@ async fn via_client(remote: String, n: usize, batch: usize, monitor_all: bool) -
     took
 }
 
-async fn via_raw_socket(path: &str, n: usize) -> Duration {
+async fn via_raw_socket(path: &str, server: u32, n: usize) -> Sample {
     let mut params = vec![serde_json::Value::String(NB.into())];
     params.extend((0..n).map(|i| insert(i).to_json()));
     let request = serde_json::to_vec(&serde_json::json!({
@@ -114,7 +164,7 @@ async fn via_raw_socket(path: &str, n: usize) -> Duration {
     .expect("serialize");
     let mut s = UnixStream::connect(path).await.expect("connect");
     let mut decoder = FrameDecoder::default();
-    let start = Instant::now();
+    let meter = Meter::start(server);
     s.write_all(&request).await.expect("write");
     let reply = loop {
         if let Some(m) = decoder.next_message().expect("decode") {
@@ -126,7 +176,7 @@ async fn via_raw_socket(path: &str, n: usize) -> Duration {
         let got = s.read_buf(decoder.buffer()).await.expect("read");
         assert!(got > 0, "server closed");
     };
-    let took = start.elapsed();
+    let took = meter.stop();
     let results = reply["result"].as_array().expect("result array");
     assert!(
         results.iter().all(|r| r.get("error").is_none()),
@@ -137,25 +187,25 @@ async fn via_raw_socket(path: &str, n: usize) -> Duration {
 
 /// The server's share of a dump: a raw `monitor_cond` of Load_Balancer, read and parsed into a
 /// `serde_json::Value` (no replica).
-async fn raw_dump(path: &str) -> Duration {
+async fn raw_dump(path: &str, server: u32) -> Sample {
     let mut s = UnixStream::connect(path).await.expect("connect");
     let req = br#"{"id":1,"method":"monitor_cond","params":["OVN_Northbound","x",{"Load_Balancer":[{}]}]}"#;
     let mut decoder = FrameDecoder::default();
-    let start = Instant::now();
+    let meter = Meter::start(server);
     s.write_all(req).await.expect("write");
     loop {
         if decoder.next_message().expect("decode").is_some() {
-            return start.elapsed();
+            return meter.stop();
         }
         let got = s.read_buf(decoder.buffer()).await.expect("read");
         assert!(got > 0, "server closed");
     }
 }
 
-async fn monitor_dump(remote: String, n: usize) -> Duration {
-    let start = Instant::now();
+async fn monitor_dump(remote: String, server: u32, n: usize) -> Sample {
+    let meter = Meter::start(server);
     let client = Client::connect(config(remote)).await.expect("client");
-    let took = start.elapsed();
+    let took = meter.stop();
     let rows = client
         .replica()
         .table("Load_Balancer")
@@ -183,29 +233,58 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    println!("rows\traw(s)\tclient(s)\tratio\tclient+monitor(s)\tratio\tdump(s)\tserver dump(s)");
     for n in sizes {
         let mut lab = Lab::new().expect("lab");
         let nbs: Vec<_> = (0..3).map(|_| lab.start_nb().expect("nb")).collect();
-        let remote = |i: usize| lab.server(nbs[i]).unix_remote();
-        let (raw_sock, quiet, monitored) = (remote(0), remote(1), remote(2));
-        let r = rt.block_on(async {
-            let raw = via_raw_socket(raw_sock.trim_start_matches("unix:"), n).await;
-            let client = via_client(quiet, n, batch, false).await;
-            let client_monitored = via_client(monitored.clone(), n, batch, true).await;
-            let dump = monitor_dump(monitored.clone(), n).await;
-            let server_dump = raw_dump(monitored.trim_start_matches("unix:")).await;
-            [raw, client, client_monitored, dump, server_dump].map(|d| d.as_secs_f64())
+        let server = |i: usize| {
+            let s = lab.server(nbs[i]);
+            (s.unix_remote(), s.pid().expect("running"))
+        };
+        let ((raw_remote, raw_pid), (quiet, quiet_pid), (monitored, mon_pid)) =
+            (server(0), server(1), server(2));
+        let path = |r: &str| r.trim_start_matches("unix:").to_owned();
+        let samples = rt.block_on(async {
+            [
+                (
+                    "raw: one pre-serialized transaction",
+                    via_raw_socket(&path(&raw_remote), raw_pid, n).await,
+                ),
+                (
+                    "client: pipelined batches",
+                    via_client(quiet, quiet_pid, n, batch, false).await,
+                ),
+                (
+                    "client, monitoring the table",
+                    via_client(monitored.clone(), mon_pid, n, batch, true).await,
+                ),
+                (
+                    "fresh client: connect + full dump",
+                    monitor_dump(monitored.clone(), mon_pid, n).await,
+                ),
+                (
+                    "server's share: raw monitor_cond",
+                    raw_dump(&path(&monitored), mon_pid).await,
+                ),
+            ]
         });
+        println!("\n{n} Load_Balancer rows (batches of {batch})");
         println!(
-            "{n}\t{:.3}\t{:.3}\t{:.2}\t{:.3}\t{:.2}\t{:.3}\t{:.3}",
-            r[0],
-            r[1],
-            r[1] / r[0],
-            r[2],
-            r[2] / r[0],
-            r[3],
-            r[4]
+            "{:<36} {:>8} {:>14} {:>14}",
+            "", "wall(s)", "server cpu(s)", "client cpu(s)"
+        );
+        for (what, s) in &samples {
+            println!(
+                "{what:<36} {:>8.3} {:>14.2} {:>14.2}",
+                s.wall, s.server_cpu, s.client_cpu
+            );
+        }
+        let (raw, client, monitored) = (samples[0].1, samples[1].1, samples[2].1);
+        println!(
+            "client/raw wall {:.2} (server cpu {:.2}); monitoring client/raw wall {:.2} (server cpu {:.2})",
+            client.wall / raw.wall,
+            client.server_cpu / raw.server_cpu,
+            monitored.wall / raw.wall,
+            monitored.server_cpu / raw.server_cpu,
         );
     }
 }

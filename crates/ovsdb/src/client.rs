@@ -425,18 +425,19 @@ impl Client {
     pub async fn transact(&self, ops: Vec<Operation>) -> Result<Vec<OperationResult>, Error> {
         let schema = self.schema();
         let ops = crate::sanitize::sanitize(&schema, ops)?;
-        let mut params = Vec::with_capacity(ops.len() + 1);
-        params.push(Value::String(self.inner.config.database.clone()));
-        params.extend(ops.iter().map(Operation::to_json));
-        let params = Value::Array(params);
+        // Serialized once, straight from the operations; each attempt only adds its id.
+        let params = serde_json::to_vec(&TransactParams(&self.inner.config.database, &ops))
+            .expect("operations serialize");
         let writes = ops.iter().filter(|o| o.is_write()).count();
         let deadline = self.deadline();
         loop {
             let conn = self.wait_connected(deadline).await?;
             let id = conn.next_id();
-            let mut bytes =
-                format!("{{\"id\":{id},\"method\":\"transact\",\"params\":").into_bytes();
-            serde_json::to_writer(&mut bytes, &params).expect("Value serializes");
+            let mut bytes = Vec::with_capacity(params.len() + 48);
+            bytes.extend_from_slice(
+                format!("{{\"id\":{id},\"method\":\"transact\",\"params\":").as_bytes(),
+            );
+            bytes.extend_from_slice(&params);
             bytes.push(b'}');
             let started = Instant::now();
             let reply = conn.call_serialized(id, bytes).await;
@@ -469,5 +470,20 @@ impl Client {
                 Err(e) => return Err(Error::from_call(&conn, "transact", e)),
             }
         }
+    }
+}
+
+/// `[database, op, ...]`, the params of `transact`.
+struct TransactParams<'a>(&'a str, &'a [Operation]);
+
+impl serde::Serialize for TransactParams<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let mut seq = s.serialize_seq(Some(self.1.len() + 1))?;
+        seq.serialize_element(self.0)?;
+        for op in self.1 {
+            seq.serialize_element(op)?;
+        }
+        seq.end()
     }
 }

@@ -11,7 +11,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use serde::de::{self, Deserialize, Deserializer, SeqAccess, Visitor};
-use serde_json::{json, Value};
+use serde::ser::{Serialize, Serializer};
+use serde_json::Value;
 use uuid::Uuid;
 
 /// A row as a map from column name to datum (`_uuid` and `_version` are not columns).
@@ -114,14 +115,7 @@ impl Atom {
 
     /// The JSON form of this atom.
     pub fn to_json(&self) -> Value {
-        match self {
-            Atom::Integer(i) => json!(i),
-            Atom::Real(r) => json!(r),
-            Atom::Boolean(b) => json!(b),
-            Atom::String(s) => json!(s),
-            Atom::Uuid(u) => json!(["uuid", u.to_string()]),
-            Atom::NamedUuid(n) => json!(["named-uuid", n]),
-        }
+        serde_json::to_value(self).expect("atoms serialize")
     }
 }
 
@@ -322,16 +316,7 @@ impl Datum {
 
     /// The wire form: a bare atom for one-element sets, otherwise `set`/`map`.
     pub fn to_json(&self) -> Value {
-        match self {
-            Datum::Set(s) if s.len() == 1 => s.iter().next().map(Atom::to_json).unwrap_or_default(),
-            Datum::Set(s) => json!(["set", s.iter().map(Atom::to_json).collect::<Vec<_>>()]),
-            Datum::Map(m) => json!([
-                "map",
-                m.iter()
-                    .map(|(k, v)| json!([k.to_json(), v.to_json()]))
-                    .collect::<Vec<_>>()
-            ]),
-        }
+        serde_json::to_value(self).expect("datums serialize")
     }
 }
 
@@ -386,7 +371,45 @@ pub fn row_from_value(v: Value) -> Result<Row, DatumError> {
 
 /// The JSON object form of a row.
 pub fn row_to_json(row: &Row) -> Value {
-    Value::Object(row.iter().map(|(k, v)| (k.clone(), v.to_json())).collect())
+    serde_json::to_value(row).expect("rows serialize")
+}
+
+// Direct serialization (no intermediate `Value`), used to write transactions.
+
+impl Serialize for Atom {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Atom::Integer(i) => s.serialize_i64(*i),
+            Atom::Real(r) => s.serialize_f64(*r),
+            Atom::Boolean(b) => s.serialize_bool(*b),
+            Atom::String(v) => s.serialize_str(v),
+            Atom::Uuid(u) => ("uuid", u.hyphenated()).serialize(s),
+            Atom::NamedUuid(n) => ("named-uuid", n).serialize(s),
+        }
+    }
+}
+
+/// A datum's elements or pairs, as the JSON array inside `["set", ...]` / `["map", ...]`.
+struct Elements<'a>(&'a Datum);
+
+impl Serialize for Elements<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            Datum::Set(set) => s.collect_seq(set),
+            Datum::Map(map) => s.collect_seq(map.iter()),
+        }
+    }
+}
+
+impl Serialize for Datum {
+    /// The wire form: a bare atom for one-element sets, otherwise `set`/`map`.
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Datum::Set(set) if set.len() == 1 => set.iter().next().expect("len 1").serialize(s),
+            Datum::Set(_) => ("set", Elements(self)).serialize(s),
+            Datum::Map(_) => ("map", Elements(self)).serialize(s),
+        }
+    }
 }
 
 // Direct deserialization (no intermediate `Value`), used for monitor replies and updates.
@@ -521,6 +544,7 @@ impl<'de> Deserialize<'de> for Datum {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn wire_forms_round_trip() {

@@ -1,9 +1,10 @@
 //! Transaction operations (RFC 7047 §5.2), their results, and the errors a transaction can end in.
 
-use serde_json::{json, Map, Value};
+use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde_json::Value;
 use uuid::Uuid;
 
-use crate::datum::{row_to_json, Atom, Datum, Row};
+use crate::datum::{Atom, Datum, Row};
 
 /// A condition function (RFC 7047 §5.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,7 +65,13 @@ impl Condition {
     }
     /// The wire form `[column, function, value]`.
     pub fn to_json(&self) -> Value {
-        json!([self.column, self.function.as_str(), self.value.to_json()])
+        serde_json::to_value(self).expect("conditions serialize")
+    }
+}
+
+impl Serialize for Condition {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        (&self.column, self.function.as_str(), &self.value).serialize(s)
     }
 }
 
@@ -125,8 +132,11 @@ impl Mutation {
             value,
         }
     }
-    fn to_json(&self) -> Value {
-        json!([self.column, self.mutator.as_str(), self.value.to_json()])
+}
+
+impl Serialize for Mutation {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        (&self.column, self.mutator.as_str(), &self.value).serialize(s)
     }
 }
 
@@ -173,28 +183,21 @@ pub enum Operation {
     Comment(String),
 }
 
-fn conditions_json(c: &[Condition]) -> Value {
-    Value::Array(c.iter().map(Condition::to_json).collect())
-}
-
-impl Operation {
-    /// The JSON object sent on the wire.
-    pub fn to_json(&self) -> Value {
-        let mut o = Map::new();
-        let mut put = |k: &str, v: Value| {
-            o.insert(k.to_owned(), v);
-        };
+impl Serialize for Operation {
+    /// The JSON object sent on the wire, written without building a `Value`.
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(None)?;
         match self {
             Operation::Insert {
                 table,
                 row,
                 uuid_name,
             } => {
-                put("op", json!("insert"));
-                put("table", json!(table));
-                put("row", row_to_json(row));
+                m.serialize_entry("op", "insert")?;
+                m.serialize_entry("table", table)?;
+                m.serialize_entry("row", row)?;
                 if let Some(n) = uuid_name {
-                    put("uuid-name", json!(n));
+                    m.serialize_entry("uuid-name", n)?;
                 }
             }
             Operation::Select {
@@ -202,11 +205,11 @@ impl Operation {
                 conditions,
                 columns,
             } => {
-                put("op", json!("select"));
-                put("table", json!(table));
-                put("where", conditions_json(conditions));
+                m.serialize_entry("op", "select")?;
+                m.serialize_entry("table", table)?;
+                m.serialize_entry("where", conditions)?;
                 if let Some(c) = columns {
-                    put("columns", json!(c));
+                    m.serialize_entry("columns", c)?;
                 }
             }
             Operation::Update {
@@ -214,28 +217,25 @@ impl Operation {
                 conditions,
                 row,
             } => {
-                put("op", json!("update"));
-                put("table", json!(table));
-                put("where", conditions_json(conditions));
-                put("row", row_to_json(row));
+                m.serialize_entry("op", "update")?;
+                m.serialize_entry("table", table)?;
+                m.serialize_entry("where", conditions)?;
+                m.serialize_entry("row", row)?;
             }
             Operation::Mutate {
                 table,
                 conditions,
                 mutations,
             } => {
-                put("op", json!("mutate"));
-                put("table", json!(table));
-                put("where", conditions_json(conditions));
-                put(
-                    "mutations",
-                    Value::Array(mutations.iter().map(Mutation::to_json).collect()),
-                );
+                m.serialize_entry("op", "mutate")?;
+                m.serialize_entry("table", table)?;
+                m.serialize_entry("where", conditions)?;
+                m.serialize_entry("mutations", mutations)?;
             }
             Operation::Delete { table, conditions } => {
-                put("op", json!("delete"));
-                put("table", json!(table));
-                put("where", conditions_json(conditions));
+                m.serialize_entry("op", "delete")?;
+                m.serialize_entry("table", table)?;
+                m.serialize_entry("where", conditions)?;
             }
             Operation::Wait {
                 table,
@@ -245,27 +245,34 @@ impl Operation {
                 rows,
                 timeout_ms,
             } => {
-                put("op", json!("wait"));
-                put("table", json!(table));
-                put("where", conditions_json(conditions));
-                put("columns", json!(columns));
-                put("until", json!(if *until_equal { "==" } else { "!=" }));
-                put("rows", Value::Array(rows.iter().map(row_to_json).collect()));
+                m.serialize_entry("op", "wait")?;
+                m.serialize_entry("table", table)?;
+                m.serialize_entry("where", conditions)?;
+                m.serialize_entry("columns", columns)?;
+                m.serialize_entry("until", if *until_equal { "==" } else { "!=" })?;
+                m.serialize_entry("rows", rows)?;
                 if let Some(t) = timeout_ms {
-                    put("timeout", json!(t));
+                    m.serialize_entry("timeout", t)?;
                 }
             }
             Operation::Commit { durable } => {
-                put("op", json!("commit"));
-                put("durable", json!(durable));
+                m.serialize_entry("op", "commit")?;
+                m.serialize_entry("durable", durable)?;
             }
-            Operation::Abort => put("op", json!("abort")),
+            Operation::Abort => m.serialize_entry("op", "abort")?,
             Operation::Comment(c) => {
-                put("op", json!("comment"));
-                put("comment", json!(c));
+                m.serialize_entry("op", "comment")?;
+                m.serialize_entry("comment", c)?;
             }
         }
-        Value::Object(o)
+        m.end()
+    }
+}
+
+impl Operation {
+    /// The JSON object sent on the wire.
+    pub fn to_json(&self) -> Value {
+        serde_json::to_value(self).expect("operations serialize")
     }
 
     /// The table this operation touches, if any.
@@ -418,6 +425,7 @@ pub fn parse_transact_reply(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn insert_serializes_with_uuid_name() {
