@@ -386,6 +386,34 @@ mod tests {
         assert_eq!(quoted("169.254.169.5 fd69::5"), "\"169.254.169.5 fd69::5\"");
     }
 
+    /// The whole nbctl rendering of the seed with MicroShift's flags, against a golden file
+    /// (regenerate on purpose with `UPDATE_GOLDEN=1 cargo test --bin ovnkube-rs render`).
+    #[test]
+    fn seed_render_matches_the_golden_file() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/seed/cluster.yaml");
+        let golden = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/fixtures/seed/render-nbctl.txt"
+        );
+        let (snapshot, _) = load_objects(path).unwrap();
+        let flags: Vec<String> = [
+            "--gateway-mode",
+            "local",
+            "--enable-multicast",
+            "--disable-snat-multiple-gws",
+        ]
+        .map(String::from)
+        .to_vec();
+        let ovnkube = flags::parse(&flags, &[]).unwrap().ovnkube;
+        let (d, _) = desired_cluster(&ovnkube.config, &snapshot);
+        let text = nbctl_text(&d);
+        if std::env::var_os("UPDATE_GOLDEN").is_some() {
+            std::fs::write(golden, &text).unwrap();
+        }
+        let want = std::fs::read_to_string(golden).unwrap();
+        assert!(text == want, "render differs from {golden}:\n{text}");
+    }
+
     #[test]
     fn seed_renders_the_seed_listings() {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/seed/cluster.yaml");
