@@ -211,6 +211,9 @@ async fn monitor_dump(remote: String, server: u32, n: usize) -> Sample {
         .table("Load_Balancer")
         .map_or(0, |t| t.len());
     assert_eq!(rows, n, "dumped row count");
+    // Let the session task free the replica before the next measurement starts.
+    drop(client);
+    tokio::time::sleep(Duration::from_millis(500)).await;
     took
 }
 
@@ -244,27 +247,19 @@ fn main() {
             (server(0), server(1), server(2));
         let path = |r: &str| r.trim_start_matches("unix:").to_owned();
         let samples = rt.block_on(async {
+            // The dump reads the rows the quiet client wrote; the monitoring client runs last so
+            // that freeing its replica does not overlap another measurement.
+            let raw = via_raw_socket(&path(&raw_remote), raw_pid, n).await;
+            let client = via_client(quiet.clone(), quiet_pid, n, batch, false).await;
+            let dump = monitor_dump(quiet.clone(), quiet_pid, n).await;
+            let server_dump = raw_dump(&path(&quiet), quiet_pid).await;
+            let monitoring = via_client(monitored, mon_pid, n, batch, true).await;
             [
-                (
-                    "raw: one pre-serialized transaction",
-                    via_raw_socket(&path(&raw_remote), raw_pid, n).await,
-                ),
-                (
-                    "client: pipelined batches",
-                    via_client(quiet, quiet_pid, n, batch, false).await,
-                ),
-                (
-                    "client, monitoring the table",
-                    via_client(monitored.clone(), mon_pid, n, batch, true).await,
-                ),
-                (
-                    "fresh client: connect + full dump",
-                    monitor_dump(monitored.clone(), mon_pid, n).await,
-                ),
-                (
-                    "server's share: raw monitor_cond",
-                    raw_dump(&path(&monitored), mon_pid).await,
-                ),
+                ("raw: one pre-serialized transaction", raw),
+                ("client: pipelined batches", client),
+                ("client, monitoring the table", monitoring),
+                ("fresh client: connect + full dump", dump),
+                ("server's share: raw monitor_cond", server_dump),
             ]
         });
         println!("\n{n} Load_Balancer rows (batches of {batch})");
