@@ -467,3 +467,36 @@ fn kind_list_and_unknown_kinds() {
         .to_string()
         .starts_with("Service bad: does not decode"));
 }
+
+#[test]
+fn microshift_4_14_layout_reaches_the_10_44_apiserver_through_the_masquerade_address() {
+    // 4.14: br-ex has no uplink and 10.44.0.0/32 is the node's gateway address.
+    let l3 = r#"{"default":{"mode":"local","interface-id":"br-ex_microshift-dev","mac-address":"0a:59:00:00:00:01","ip-addresses":["10.44.0.0/32"],"ip-address":"10.44.0.0/32","next-hops":["169.254.169.4"],"next-hop":"169.254.169.4","node-port-enable":"true","vlan-id":"0"}}"#;
+    let mut snap = seed_snapshot();
+    let ann = snap.nodes[0].metadata.annotations.as_mut().unwrap();
+    ann.insert("k8s.ovn.org/l3-gateway-config".into(), l3.into());
+    let (d, errors) = desired_cluster(&microshift_config(), &snap);
+    assert!(errors.is_empty(), "{errors:?}");
+    let sw = d
+        .named_row(
+            LOAD_BALANCER,
+            "Service_default/kubernetes_TCP_node_switch_microshift-dev",
+        )
+        .unwrap();
+    assert_eq!(sw["vips"].to_string(), "{10.43.0.1:443=10.44.0.0:6443}");
+    let gr = d
+        .named_row(
+            LOAD_BALANCER,
+            "Service_default/kubernetes_TCP_node_router_microshift-dev",
+        )
+        .unwrap();
+    assert_eq!(gr["vips"].to_string(), "{10.43.0.1:443=169.254.169.2:6443}");
+    // The GR's default route goes to the dummy next hop, NodePorts live on 10.44.0.0.
+    let np = d
+        .named_row(
+            LOAD_BALANCER,
+            "Service_default/svc-nodeport_TCP_node_router+switch_microshift-dev",
+        )
+        .unwrap();
+    assert_eq!(np["vips"].to_string(), "{10.44.0.0:30700=10.42.0.13:8080}");
+}

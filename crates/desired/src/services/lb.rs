@@ -21,7 +21,9 @@
 //! address), so both rule sets are equal and one `_node_router+switch_` LB with 10.44.0.0:6443
 //! serves switch and GR, exactly as the seed's GR listing. With the node IP as endpoint, the
 //! same rules give the other snapshot: `_node_switch_` → 192.168.122.14:6443 (the seed's
-//! `ls-lb-list`) and `_node_router_` → 169.254.169.2:6443. Both kinds are tested.
+//! `ls-lb-list`) and `_node_router_` → 169.254.169.2:6443. Both kinds are tested, and so is
+//! MicroShift 4.14's layout, where 10.44.0.0 *is* the gateway address and the GR reaches the
+//! apiserver through 169.254.169.2.
 //!
 //! Options: `event=false`, `reject=true`, `skip_snat`, plus `affinity_timeout` for ClientIP
 //! affinity. The seed puts `hairpin_snat_ip` and `neighbor_responder=none` only on the GR copy
