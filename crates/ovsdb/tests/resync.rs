@@ -4,11 +4,15 @@ mod common;
 
 use common::*;
 use ovn_testlab::{Db, Lab, ServerOptions};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
-use ovsdb::{Client, Error};
+use ovsdb::ops::Operation;
+use ovsdb::{Client, Datum, Error, Row};
 
 const TABLES: [&str; 2] = ["Logical_Switch", "Load_Balancer"];
+const BULK: usize = 2000;
 
 async fn converge(client: &Client, lab: &Lab, remote: &str) {
     let want: Vec<_> = TABLES
@@ -51,7 +55,33 @@ async fn kill_restart_cycle(lab: &mut Lab, clustered: bool) -> Client {
         .await
         .unwrap();
     assert_eq!(client.metrics().last_monitor_found, Some(false));
+    // Enough rows that a replica refilled in place would be seen half-full.
+    let bulk: Vec<Operation> = (0..BULK)
+        .map(|i| Operation::Insert {
+            table: "Logical_Switch".into(),
+            row: Row::from([("name".into(), Datum::scalar(format!("bulk{i}")))]),
+            uuid_name: None,
+        })
+        .collect();
+    client.transact(bulk).await.unwrap();
     converge(&client, lab, &remote).await;
+    // A reader polling through both restarts: a resync must swap the replica in whole.
+    let stop = Arc::new(AtomicBool::new(false));
+    let reader = std::thread::spawn({
+        let (client, stop) = (client.clone(), stop.clone());
+        move || {
+            let mut fewest = usize::MAX;
+            while !stop.load(Ordering::Relaxed) {
+                let n = client
+                    .replica()
+                    .table("Logical_Switch")
+                    .map_or(0, |t| t.len());
+                fewest = fewest.min(n);
+                std::thread::yield_now();
+            }
+            fewest
+        }
+    });
     for round in 1..=2 {
         lab.kill(nb);
         poll_until("client to notice the dead server", || {
@@ -85,6 +115,9 @@ async fn kill_restart_cycle(lab: &mut Lab, clustered: bool) -> Client {
             .unwrap();
         converge(&client, lab, &remote).await;
     }
+    stop.store(true, Ordering::Relaxed);
+    // 20 switches and the bulk ones, minus the two deleted: never fewer.
+    assert_eq!(reader.join().unwrap(), BULK + 18);
     client
 }
 
