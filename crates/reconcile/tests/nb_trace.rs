@@ -106,6 +106,14 @@ fn flows() -> Vec<Flow> {
             absent: &["priority 1004", "reg0 = 10.42.0.2"],
         },
         Flow {
+            name: "pod to a service without endpoints (reject=true: TCP reset)",
+            datapath: "microshift-dev",
+            packet: pod1_to(RTOS_MAC, "10.43.0.99", "tcp && tcp.dst == 80"),
+            output: "default_pod-1",
+            nat: &["ls_in_lb", "reject {", "tcp_reset"],
+            absent: &["ct_lb_mark(backends"],
+        },
+        Flow {
             name: "host to clusterService (GR DNAT, SNAT to 100.64.0.2)",
             datapath: "ext_microshift-dev",
             packet: format!(
@@ -188,7 +196,14 @@ fn add_gr_neighbours(lab: &SeedLab) {
 #[test]
 fn seed_flows_trace_as_the_seed_describes() {
     let lab = SeedLab::start();
-    let (d, errors) = desired_cluster(&microshift_config(), &seed_snapshot());
+    let mut snapshot = seed_snapshot();
+    snapshot.services.push(
+        serde_json::from_value(serde_json::json!({"kind": "Service",
+            "metadata": {"name": "svc-noeps", "namespace": "default"},
+            "spec": {"clusterIP": "10.43.0.99", "ports": [{"port": 80}]}}))
+        .unwrap(),
+    );
+    let (d, errors) = desired_cluster(&microshift_config(), &snapshot);
     assert!(errors.is_empty());
     lab.sync(&d);
     lab.wait_sb();
