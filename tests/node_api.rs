@@ -101,8 +101,10 @@ fn service(name: &str, cluster_ip: &str, port: u16, node_port: u16) -> serde_jso
 
 #[test]
 fn agent_waits_for_node_subnet_publishes_annotations_and_follows_services() {
-    let lab = NodeLab::start(Layout::NoUplink);
+    let mut lab = NodeLab::start(Layout::NoUplink);
     lab.add_gateway_topology("node1");
+    let pod_ns = format!("{}-pod1", lab.netns);
+    lab.add_netns(&pod_ns);
     let node = json!({
         "apiVersion": "v1", "kind": "Node", "metadata": {"name": "node1"},
         "status": {"addresses": [{"type": "InternalIP", "address": "10.44.0.0"}]}

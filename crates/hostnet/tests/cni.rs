@@ -3,8 +3,20 @@
 
 use std::collections::BTreeMap;
 
-use ovnkube_hostnet::cni::{self, ERR_DECODE, ERR_INVALID_ENV, ERR_TRY_AGAIN};
+use std::path::Path;
+
+use ovnkube_hostnet::cni::{
+    self, CniArgs, CniError, PodAnnotation, ERR_DECODE, ERR_INVALID_ENV, ERR_TRY_AGAIN,
+};
 use ovnkube_hostnet::nodelab::{Layout, NodeLab};
+
+/// These tests read annotations through the `podNetworksDir` seam; the API is never asked.
+fn no_api(_: &Path, pod: &CniArgs) -> Result<PodAnnotation, CniError> {
+    panic!(
+        "no API server in this test, yet {}/{} was looked up",
+        pod.namespace, pod.name
+    )
+}
 
 struct Pod {
     name: &'static str,
@@ -87,13 +99,13 @@ fn add_wires_pods_like_the_seed_they_ping_and_del_cleans_up() {
     );
     let conf = netconf(&lab, 5, 30);
 
-    let out = cni::run(&env("ADD", &p1), &conf, Some(lab.host())).expect("ADD pod-1");
+    let out = cni::run(&env("ADD", &p1), &conf, Some(lab.host()), &no_api).expect("ADD pod-1");
     let result: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(result["cniVersion"], "1.0.0");
     assert_eq!(result["ips"][0]["address"], "10.42.0.12/24");
     assert_eq!(result["ips"][0]["gateway"], "10.42.0.1");
     assert_eq!(result["interfaces"][1]["mac"], "0a:58:0a:2a:00:0c");
-    cni::run(&env("ADD", &p2), &conf, Some(lab.host())).expect("ADD pod-2");
+    cni::run(&env("ADD", &p2), &conf, Some(lab.host()), &no_api).expect("ADD pod-2");
 
     // The pod's routes are exactly the seed's `ip route` in pod-1.
     let routes = lab.exec_in(&p1.netns, "ip", &["route"]);
@@ -123,7 +135,7 @@ fn add_wires_pods_like_the_seed_they_ping_and_del_cleans_up() {
         assert!(ids.contains(want), "missing {want} in {ids}");
     }
     // CHECK passes on a wired pod.
-    cni::run(&env("CHECK", &p1), &conf, Some(lab.host())).expect("CHECK");
+    cni::run(&env("CHECK", &p1), &conf, Some(lab.host()), &no_api).expect("CHECK");
 
     // Real packets: pod-1 reaches pod-2 through br-int and OVN.
     lab.exec_in(
@@ -135,7 +147,7 @@ fn add_wires_pods_like_the_seed_they_ping_and_del_cleans_up() {
     // DEL removes the port and the veth, and is idempotent.
     for _ in 0..2 {
         assert_eq!(
-            cni::run(&env("DEL", &p1), &conf, Some(lab.host())).expect("DEL"),
+            cni::run(&env("DEL", &p1), &conf, Some(lab.host()), &no_api).expect("DEL"),
             ""
         );
     }
@@ -144,7 +156,7 @@ fn add_wires_pods_like_the_seed_they_ping_and_del_cleans_up() {
     assert!(!lab
         .exec_in(&p1.netns, "ip", &["-o", "link"])
         .contains("eth0"));
-    assert!(cni::run(&env("CHECK", &p1), &conf, Some(lab.host())).is_err());
+    assert!(cni::run(&env("CHECK", &p1), &conf, Some(lab.host()), &no_api).is_err());
 }
 
 #[test]
@@ -157,7 +169,7 @@ fn bad_input_gives_cni_errors() {
     let mut no_args = env("ADD", &p);
     no_args.remove("CNI_ARGS");
     assert_eq!(
-        cni::run(&no_args, &conf, Some(lab.host()))
+        cni::run(&no_args, &conf, Some(lab.host()), &no_api)
             .unwrap_err()
             .code,
         ERR_INVALID_ENV
@@ -165,12 +177,12 @@ fn bad_input_gives_cni_errors() {
 
     let mut bad_netns = env("ADD", &p);
     bad_netns.insert("CNI_NETNS".into(), "/var/run/netns/does-not-exist".into());
-    let err = cni::run(&bad_netns, &conf, Some(lab.host())).unwrap_err();
+    let err = cni::run(&bad_netns, &conf, Some(lab.host()), &no_api).unwrap_err();
     assert_eq!(err.code, ERR_INVALID_ENV);
     assert!(err.details.contains("does-not-exist"), "{err}");
 
     assert_eq!(
-        cni::run(&env("ADD", &p), "not json", Some(lab.host()))
+        cni::run(&env("ADD", &p), "not json", Some(lab.host()), &no_api)
             .unwrap_err()
             .code,
         ERR_DECODE
@@ -178,14 +190,14 @@ fn bad_input_gives_cni_errors() {
 
     // No annotation for this pod: a clear "try again later" error naming the pod.
     std::fs::remove_file(lab.dir().join("podnets/default_pod-3")).unwrap();
-    let err = cni::run(&env("ADD", &p), &conf, Some(lab.host())).unwrap_err();
+    let err = cni::run(&env("ADD", &p), &conf, Some(lab.host()), &no_api).unwrap_err();
     assert_eq!(err.code, ERR_TRY_AGAIN);
     assert!(err.msg.contains("default/pod-3"), "{err}");
 
     // An annotation but no logical port: ovn-controller never reports the port installed.
     let q = pod(&mut lab, "pod-4", "10.42.0.15", "0a:58:0a:2a:00:0f", "");
     lab.nbctl(&["lsp-del", "default_pod-4"]);
-    let err = cni::run(&env("ADD", &q), &conf, Some(lab.host())).unwrap_err();
+    let err = cni::run(&env("ADD", &q), &conf, Some(lab.host()), &no_api).unwrap_err();
     assert_eq!(err.code, ERR_TRY_AGAIN);
     assert!(err.msg.contains(&q.container_id[..15]), "{err}");
     let json: serde_json::Value = serde_json::from_str(&err.to_json("1.0.0")).unwrap();
@@ -195,6 +207,7 @@ fn bad_input_gives_cni_errors() {
         &BTreeMap::from([("CNI_COMMAND".into(), "VERSION".into())]),
         "",
         None,
+        &no_api,
     )
     .unwrap();
     assert!(version.contains("\"1.0.0\""));

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use serde_json::json;
 
 use crate::host::Host;
-pub use podnet::{AnnotationSource, PodNetwork};
+pub use podnet::{AnnotationSource, FetchPod, PodAnnotation, PodNetwork};
 pub use request::{CniArgs, CniCommand, CniRequest, NetConf};
 
 /// The CNI versions whose result format this plugin writes.
@@ -75,11 +75,13 @@ impl From<crate::Error> for CniError {
 
 /// Runs one CNI invocation: `env` is the process environment, `stdin` the network config.
 /// Returns what goes to stdout on success (empty for DEL). `host` is where the node's OVS and
-/// host-side veth live (`None`: this process's namespace with the config's `ovsRunDir`).
+/// host-side veth live (`None`: this process's namespace with the config's `ovsRunDir`);
+/// `fetch` reads the pod through the API when the config names a kubeconfig.
 pub fn run(
     env: &BTreeMap<String, String>,
     stdin: &str,
     host: Option<Host>,
+    fetch: FetchPod,
 ) -> Result<String, CniError> {
     let command = request::command(env)?;
     if command == CniCommand::Version {
@@ -91,7 +93,7 @@ pub fn run(
     let req = CniRequest::from_env(command, env)?;
     let host = host.unwrap_or_else(|| Host::current(&conf.ovs_run_dir));
     match command {
-        CniCommand::Add => wire::add(&host, &conf, &req),
+        CniCommand::Add => wire::add(&host, &conf, &req, fetch),
         CniCommand::Del => wire::del(&host, &req).map(|()| String::new()),
         CniCommand::Check => wire::check(&host, &conf, &req).map(|()| String::new()),
         CniCommand::Version => unreachable!("handled above"),

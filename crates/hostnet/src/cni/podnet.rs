@@ -1,7 +1,7 @@
 //! Where ADD gets the pod's `k8s.ovn.org/pod-networks` annotation from, and what it reads in it.
 
 use std::net::Ipv4Addr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
@@ -78,10 +78,22 @@ impl PodNetwork {
     }
 }
 
+/// What the API says about a pod: its UID and the annotation value, if set yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodAnnotation {
+    /// `metadata.uid`.
+    pub uid: String,
+    /// The `k8s.ovn.org/pod-networks` value.
+    pub value: Option<String>,
+}
+
+/// Reads a pod through the Kubernetes API with the given kubeconfig (the binary provides it).
+pub type FetchPod<'a> = &'a dyn Fn(&Path, &CniArgs) -> Result<PodAnnotation, CniError>;
+
 /// Where the annotation is read from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AnnotationSource {
-    /// The Kubernetes API through `kubectl --kubeconfig <path> get pod -o json`.
+    /// The Kubernetes API, with this kubeconfig.
     Kubeconfig(PathBuf),
     /// TEST SEAM: the file `<dir>/<namespace>_<name>` holds the annotation value.
     Dir(PathBuf),
@@ -89,53 +101,40 @@ pub enum AnnotationSource {
 
 impl AnnotationSource {
     /// Reads the annotation once: `Ok(None)` while it is not there yet.
-    fn read(&self, pod: &CniArgs) -> Result<Option<String>, CniError> {
+    fn read(&self, pod: &CniArgs, fetch: FetchPod) -> Result<Option<String>, CniError> {
         match self {
             AnnotationSource::Dir(dir) => {
                 Ok(std::fs::read_to_string(dir.join(pod.iface_id())).ok())
             }
             AnnotationSource::Kubeconfig(path) => {
-                let out = std::process::Command::new("kubectl")
-                    .arg("--kubeconfig")
-                    .arg(path)
-                    .args(["get", "pod", "-n", &pod.namespace, &pod.name, "-o", "json"])
-                    .output()
-                    .map_err(|e| CniError::new(ERR_HOST, "cannot run kubectl", e.to_string()))?;
-                if !out.status.success() {
-                    return Err(CniError::new(
-                        ERR_HOST,
-                        format!("cannot get pod {}/{}", pod.namespace, pod.name),
-                        String::from_utf8_lossy(&out.stderr).trim().to_string(),
-                    ));
-                }
-                let obj: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| {
-                    CniError::new(ERR_DECODE, "cannot decode the pod", e.to_string())
-                })?;
-                let uid = obj["metadata"]["uid"].as_str().unwrap_or_default();
+                let found = fetch(path, pod)?;
                 if let Some(want) = &pod.uid {
-                    if want != uid {
+                    if *want != found.uid {
                         return Err(CniError::new(
                             ERR_HOST,
                             format!(
-                                "pod {}/{} has UID {uid}, the runtime asked for {want}",
-                                pod.namespace, pod.name
+                                "pod {}/{} has UID {}, the runtime asked for {want}",
+                                pod.namespace, pod.name, found.uid
                             ),
                             "",
                         ));
                     }
                 }
-                Ok(obj["metadata"]["annotations"][POD_NETWORKS]
-                    .as_str()
-                    .map(String::from))
+                Ok(found.value)
             }
         }
     }
 
     /// Waits (polling every 200 ms) until the annotation is present, then decodes it.
-    pub fn wait(&self, pod: &CniArgs, timeout: Duration) -> Result<PodNetwork, CniError> {
+    pub fn wait(
+        &self,
+        pod: &CniArgs,
+        timeout: Duration,
+        fetch: FetchPod,
+    ) -> Result<PodNetwork, CniError> {
         let start = Instant::now();
         loop {
-            if let Some(value) = self.read(pod)? {
+            if let Some(value) = self.read(pod, fetch)? {
                 return PodNetwork::decode(&value);
             }
             if start.elapsed() >= timeout {

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use super::{
-    AnnotationSource, CniError, CniRequest, NetConf, PodNetwork, ERR_HOST, ERR_INVALID_CONFIG,
-    ERR_INVALID_ENV, ERR_TRY_AGAIN,
+    AnnotationSource, CniError, CniRequest, FetchPod, NetConf, PodNetwork, ERR_HOST,
+    ERR_INVALID_CONFIG, ERR_INVALID_ENV, ERR_TRY_AGAIN,
 };
 use crate::host::Host;
 use crate::Error;
@@ -48,7 +48,12 @@ fn link_mac(host: &Host, ifname: &str) -> Result<String, Error> {
 }
 
 /// ADD: returns the CNI result JSON.
-pub(super) fn add(host: &Host, conf: &NetConf, req: &CniRequest) -> Result<String, CniError> {
+pub(super) fn add(
+    host: &Host,
+    conf: &NetConf,
+    req: &CniRequest,
+    fetch: FetchPod,
+) -> Result<String, CniError> {
     if !Path::new(&req.netns).exists() {
         return Err(CniError::new(
             ERR_INVALID_ENV,
@@ -56,7 +61,7 @@ pub(super) fn add(host: &Host, conf: &NetConf, req: &CniRequest) -> Result<Strin
             req.netns.clone(),
         ));
     }
-    let net = annotation_source(conf)?.wait(&req.pod, conf.annotation_timeout)?;
+    let net = annotation_source(conf)?.wait(&req.pod, conf.annotation_timeout, fetch)?;
     let host_if = req.host_ifname();
     // A retried ADD starts from scratch.
     if host.run("ip", &["link", "show", "dev", &host_if]).is_ok() {
