@@ -5,10 +5,11 @@
 //! config file is overridden by the same flag on the command line. Valid ovnkube flags that
 //! change nothing here are accepted with a warning; anything else is an error.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use ovnkube_desired::{ClusterSubnet, Config, GatewayMode};
+use ovsdb::TlsFiles;
 
 /// The configuration and NB/SB addresses from ovnkube flags.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,6 +20,35 @@ pub struct OvnkubeConfig {
     pub nb_address: Vec<String>,
     /// SB remotes (`--sb-address`).
     pub sb_address: Vec<String>,
+    /// Client key, certificate and CA for `ssl:` NB remotes (`--nb-client-privkey` ...).
+    pub nb_tls: Option<TlsFiles>,
+    /// Client key, certificate and CA for `ssl:` SB remotes (`--sb-client-privkey` ...).
+    pub sb_tls: Option<TlsFiles>,
+}
+
+/// The three TLS file flags of one database, as given.
+#[derive(Debug, Default)]
+struct TlsFlags {
+    private_key: Option<PathBuf>,
+    certificate: Option<PathBuf>,
+    ca_cert: Option<PathBuf>,
+}
+
+impl TlsFlags {
+    /// All three files, none, or an error naming the missing ones.
+    fn build(self, db: &str) -> anyhow::Result<Option<TlsFiles>> {
+        match (self.private_key, self.certificate, self.ca_cert) {
+            (None, None, None) => Ok(None),
+            (Some(private_key), Some(certificate), Some(ca_cert)) => Ok(Some(TlsFiles {
+                private_key,
+                certificate,
+                ca_cert,
+            })),
+            _ => bail!(
+                "--{db}-client-privkey, --{db}-client-cert and --{db}-client-cacert go together"
+            ),
+        }
+    }
 }
 
 /// The unix sockets ovnkube uses when the addresses are empty (MicroShift passes `""`).
@@ -61,12 +91,6 @@ const IGNORED: &[(&str, bool)] = &[
     ("enable-egress-qos", false),
     ("enable-lflow-cache", false),
     ("lflow-cache-limit-kb", true),
-    ("nb-client-privkey", true),
-    ("nb-client-cert", true),
-    ("nb-client-cacert", true),
-    ("sb-client-privkey", true),
-    ("sb-client-cert", true),
-    ("sb-client-cacert", true),
 ];
 
 fn parse_bool(name: &str, v: &str) -> anyhow::Result<bool> {
@@ -85,9 +109,24 @@ fn split_list(v: &str) -> Vec<String> {
         .collect()
 }
 
+/// What the flags and the config file set, before validation of the TLS triples.
+struct Settings {
+    c: OvnkubeConfig,
+    nb_tls: TlsFlags,
+    sb_tls: TlsFlags,
+}
+
 /// Applies one recognised setting; returns false when `name` is not a setting of ours.
-fn apply(c: &mut OvnkubeConfig, name: &str, value: &str) -> anyhow::Result<bool> {
+fn apply(settings: &mut Settings, name: &str, value: &str) -> anyhow::Result<bool> {
+    let c = &mut settings.c;
+    let path = || Some(PathBuf::from(value));
     match name {
+        "nb-client-privkey" => settings.nb_tls.private_key = path(),
+        "nb-client-cert" => settings.nb_tls.certificate = path(),
+        "nb-client-cacert" => settings.nb_tls.ca_cert = path(),
+        "sb-client-privkey" => settings.sb_tls.private_key = path(),
+        "sb-client-cert" => settings.sb_tls.certificate = path(),
+        "sb-client-cacert" => settings.sb_tls.ca_cert = path(),
         "cluster-subnets" => {
             c.config.cluster_subnets = split_list(value)
                 .iter()
@@ -162,10 +201,16 @@ pub struct Parsed {
 /// Parses ovnkube flags. `own` lists the caller's own value-taking options (e.g. `f`, `format`),
 /// returned as (name, value) pairs. Warnings name every accepted-but-ignored flag.
 pub fn parse(args: &[String], own: &[&str]) -> anyhow::Result<Parsed> {
-    let mut c = OvnkubeConfig {
-        config: Config::default(),
-        nb_address: Vec::new(),
-        sb_address: Vec::new(),
+    let mut settings = Settings {
+        c: OvnkubeConfig {
+            config: Config::default(),
+            nb_address: Vec::new(),
+            sb_address: Vec::new(),
+            nb_tls: None,
+            sb_tls: None,
+        },
+        nb_tls: TlsFlags::default(),
+        sb_tls: TlsFlags::default(),
     };
     let mut flags = Vec::new();
     let mut own_values = Vec::new();
@@ -195,10 +240,10 @@ pub fn parse(args: &[String], own: &[&str]) -> anyhow::Result<Parsed> {
     }
     // The config file first, so that flags override it.
     if let Some((_, path)) = flags.iter().find(|(n, _)| n == "config-file") {
-        warnings.extend(apply_config_file(&mut c, Path::new(path))?);
+        warnings.extend(apply_config_file(&mut settings, Path::new(path))?);
     }
     for (name, value) in flags.iter().filter(|(n, _)| n != "config-file") {
-        if apply(&mut c, name, value)? {
+        if apply(&mut settings, name, value)? {
             continue;
         }
         if IGNORED.iter().any(|(n, _)| n == name) {
@@ -207,6 +252,9 @@ pub fn parse(args: &[String], own: &[&str]) -> anyhow::Result<Parsed> {
             bail!("unknown flag --{name}");
         }
     }
+    let mut c = settings.c;
+    c.nb_tls = settings.nb_tls.build("nb")?;
+    c.sb_tls = settings.sb_tls.build("sb")?;
     if c.nb_address.is_empty() {
         c.nb_address = vec![DEFAULT_NB.into()];
     }
@@ -221,13 +269,13 @@ pub fn parse(args: &[String], own: &[&str]) -> anyhow::Result<Parsed> {
 }
 
 /// Reads `ovnkube.conf` (ini: `[section]`, `key=value`, optional quotes, `;`/`#` comments).
-fn apply_config_file(c: &mut OvnkubeConfig, path: &Path) -> anyhow::Result<Vec<String>> {
+fn apply_config_file(c: &mut Settings, path: &Path) -> anyhow::Result<Vec<String>> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading config file {}", path.display()))?;
     apply_ini(c, &text).with_context(|| format!("config file {}", path.display()))
 }
 
-fn apply_ini(c: &mut OvnkubeConfig, text: &str) -> anyhow::Result<Vec<String>> {
+fn apply_ini(c: &mut Settings, text: &str) -> anyhow::Result<Vec<String>> {
     let mut warnings = Vec::new();
     let mut section = String::new();
     for (i, line) in text.lines().enumerate() {
@@ -250,6 +298,12 @@ fn apply_ini(c: &mut OvnkubeConfig, text: &str) -> anyhow::Result<Vec<String>> {
             ("gateway", "mode") | ("gateway", "interface") => key.to_owned(),
             ("gateway", "v4-join-subnet") | ("gateway", "v4-masquerade-subnet") => key.to_owned(),
             ("gateway", "disable-snat-multiple-gws") => key.to_owned(),
+            (
+                "ovnnorth" | "ovnsouth",
+                "address" | "client-privkey" | "client-cert" | "client-cacert",
+            ) => {
+                format!("{}-{key}", if section == "ovnnorth" { "nb" } else { "sb" })
+            }
             _ => {
                 warnings.push(format!(
                     "config [{section}] {key} is accepted but has no effect here"
@@ -303,14 +357,39 @@ mod tests {
     }
 
     #[test]
+    fn tls_files_come_in_threes() {
+        let c = parse(
+            &args("--nb-client-privkey k.pem --nb-client-cert c.pem --nb-client-cacert ca.pem"),
+            &[],
+        )
+        .unwrap()
+        .ovnkube;
+        let tls = c.nb_tls.unwrap();
+        assert_eq!(tls.ca_cert, PathBuf::from("ca.pem"));
+        assert!(c.sb_tls.is_none());
+        let e = parse(&args("--sb-client-privkey k.pem"), &[]).unwrap_err();
+        assert!(
+            e.to_string().contains("--sb-client-cacert go together"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn config_file_then_flags() {
-        let mut c = parse(&[], &[]).unwrap().ovnkube;
+        let mut settings = Settings {
+            c: parse(&[], &[]).unwrap().ovnkube,
+            nb_tls: TlsFlags::default(),
+            sb_tls: TlsFlags::default(),
+        };
         let w = apply_ini(
-            &mut c,
+            &mut settings,
             "[default]\nmtu=\"1400\"\ncluster-subnets=10.128.0.0/14/23\nencap-port=\"6081\"\n\
-             [kubernetes]\nservice-cidrs=172.30.0.0/16\n[gateway]\nmode=shared\nnodeport=true\n",
+             [kubernetes]\nservice-cidrs=172.30.0.0/16\n[gateway]\nmode=shared\nnodeport=true\n\
+             [ovnnorth]\naddress=ssl:127.0.0.1:6641\n",
         )
         .unwrap();
+        let c = settings.c;
+        assert_eq!(c.nb_address, ["ssl:127.0.0.1:6641"]);
         assert_eq!(c.config.cluster_subnets[0].host_prefix, 23);
         assert_eq!(c.config.service_cidrs[0].to_string(), "172.30.0.0/16");
         assert_eq!(c.config.gateway_mode, GatewayMode::Shared);

@@ -35,7 +35,9 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         .build()?;
     rt.block_on(async {
         let nb = ovnkube.nb_address.join(",");
-        let client = Client::connect(ClientConfig::new("OVN_Northbound", ovnkube.nb_address))
+        let mut config = ClientConfig::new("OVN_Northbound", ovnkube.nb_address);
+        config.tls = ovnkube.nb_tls;
+        let client = Client::connect(config)
             .await
             .with_context(|| format!("connecting to the NB at {nb}"))?;
         let plan = diff(&desired, &client.replica(), &Scope::Full);

@@ -114,3 +114,45 @@ fn sync_twice_sends_nothing_the_second_time() {
         .unwrap()
         .contains("(GR_microshift-dev)"));
 }
+
+#[test]
+fn sync_over_ssl_with_client_certificates() {
+    use ovn_testlab::{Db, ServerOptions};
+    let mut lab = Lab::new().unwrap();
+    let pki = lab.make_pki().unwrap();
+    let nb = lab
+        .start_server(ServerOptions {
+            ssl: Some(pki.server.clone()),
+            ..ServerOptions::new(Db::Northbound)
+        })
+        .unwrap();
+    let unix = lab.server(nb).unix_remote();
+    lab.nbctl(&unix, &["init"]).unwrap();
+    let ssl = lab.server(nb).ssl_remote().unwrap();
+    let files = [
+        pki.client.private_key.display().to_string(),
+        pki.client.certificate.display().to_string(),
+        pki.client.ca_cert.display().to_string(),
+    ];
+    let args = [
+        "sync",
+        "-f",
+        SEED,
+        "--nb-address",
+        &ssl,
+        "--nb-client-privkey",
+        &files[0],
+        "--nb-client-cert",
+        &files[1],
+        "--nb-client-cacert",
+        &files[2],
+    ];
+    let first = run(&args);
+    assert!(first.status.success(), "{}", stderr(&first));
+    assert_ne!(stdout(&first).trim(), "0 operations");
+    assert_eq!(stdout(&run(&args)).trim(), "0 operations");
+    assert!(lab
+        .nbctl(&unix, &["ls-list"])
+        .unwrap()
+        .contains("(microshift-dev)"));
+}
