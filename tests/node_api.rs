@@ -228,4 +228,72 @@ fn agent_waits_for_node_subnet_publishes_annotations_and_follows_services() {
     eventually("the deleted service's rule to go", || {
         !lab.exec("iptables-save", &["-t", "nat"]).contains("30700")
     });
+
+    // The CNI plugin, fed the agent's own config, reads the pod annotation from the API.
+    let annotation = r#"{"default":{"ip_addresses":["10.42.0.12/24"],"mac_address":"0a:58:0a:2a:00:0c","gateway_ips":["10.42.0.1"],"ip_address":"10.42.0.12/24","gateway_ip":"10.42.0.1"}}"#;
+    let pod = json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"namespace": "default", "name": "pod-1", "annotations": {"k8s.ovn.org/pod-networks": annotation}},
+        "spec": {"containers": [{"name": "c", "image": "x"}], "nodeName": "node1"}});
+    kubectl(&["create", "-f", "-"], Some(&pod.to_string()));
+    let created: serde_json::Value =
+        serde_json::from_str(&kubectl(&["get", "pod", "pod-1", "-o", "json"], None)).unwrap();
+    let uid = created["metadata"]["uid"].as_str().unwrap().to_string();
+    lab.nbctl(&["ls-add", "node1"]);
+    lab.nbctl(&[
+        "--",
+        "lsp-add",
+        "node1",
+        "default_pod-1",
+        "--",
+        "lsp-set-addresses",
+        "default_pod-1",
+        "0a:58:0a:2a:00:0c 10.42.0.12",
+    ]);
+    let conf = std::fs::read_to_string(d("net.d/10-ovn-kubernetes.conf")).unwrap();
+    let cni = |uid: &str| {
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &lab.netns, BIN, "cni"])
+            .env("CNI_COMMAND", "ADD")
+            .env("CNI_CONTAINERID", "feedfacefeedface00")
+            .env("CNI_NETNS", format!("/var/run/netns/{pod_ns}"))
+            .env("CNI_IFNAME", "eth0")
+            .env(
+                "CNI_ARGS",
+                format!("K8S_POD_NAMESPACE=default;K8S_POD_NAME=pod-1;K8S_POD_UID={uid}"),
+            )
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(conf.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.success(),
+            serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap(),
+        )
+    };
+    let (ok, err) = cni("some-other-uid");
+    assert!(
+        !ok && err["msg"].as_str().unwrap().contains("some-other-uid"),
+        "{err}"
+    );
+    let (ok, result) = cni(&uid);
+    assert!(ok, "{result}");
+    assert_eq!(result["ips"][0]["address"], "10.42.0.12/24");
+    assert_eq!(
+        lab.exec_in(&pod_ns, "ip", &["route"]),
+        "default via 10.42.0.1 dev eth0 \n10.42.0.0/24 dev eth0 proto kernel scope link src 10.42.0.12 \n"
+    );
+    let ids = lab.vsctl(&["get", "Interface", "feedfacefeedfac", "external_ids"]);
+    assert!(
+        ids.contains(&format!("iface-id-ver=\"{uid}\""))
+            || ids.contains(&format!("iface-id-ver={uid}")),
+        "{ids}"
+    );
 }
