@@ -101,14 +101,8 @@ impl FrameDecoder {
 
     /// The bytes of the next complete message (one JSON object, not yet parsed).
     pub fn next_frame(&mut self) -> Result<Option<&[u8]>, FrameError> {
-        let end = match self.scan()? {
-            Some(end) => end,
-            None => {
-                if self.buf.len() - self.start > self.max {
-                    return Err(FrameError::TooLarge { max: self.max });
-                }
-                return Ok(None);
-            }
+        let Some(end) = self.scan()? else {
+            return Ok(None);
         };
         let start = self.start;
         self.start = end;
@@ -121,6 +115,16 @@ impl FrameDecoder {
         let mut i = self.scanned;
         let buf = &self.buf;
         while i < buf.len() {
+            if self.in_string && !self.escaped {
+                // Most bytes are inside strings: jump to the next quote or backslash.
+                match buf[i..].iter().position(|&b| b == b'"' || b == b'\\') {
+                    Some(skip) => i += skip,
+                    None => {
+                        i = buf.len();
+                        break;
+                    }
+                }
+            }
             let b = buf[i];
             if self.depth == 0 {
                 // Between messages: skip whitespace, then only an object may start.
@@ -146,6 +150,9 @@ impl FrameDecoder {
                     b'}' | b']' => {
                         self.depth -= 1;
                         if self.depth == 0 {
+                            if i + 1 - self.start > self.max {
+                                return Err(FrameError::TooLarge { max: self.max });
+                            }
                             self.scanned = i + 1;
                             return Ok(Some(i + 1));
                         }
@@ -154,11 +161,11 @@ impl FrameDecoder {
                 }
             }
             i += 1;
-            if i - self.start > self.max {
-                return Err(FrameError::TooLarge { max: self.max });
-            }
         }
         self.scanned = i;
+        if i - self.start > self.max {
+            return Err(FrameError::TooLarge { max: self.max });
+        }
         Ok(None)
     }
 

@@ -226,7 +226,10 @@ async fn monitor(
         let deferred = sync.deferred.take().unwrap_or_default();
         let applied = deferred.into_iter().try_for_each(|u| u.apply(&mut fresh));
         if applied.is_ok() {
-            *inner.replica.write().expect("replica lock") = fresh;
+            let old = std::mem::replace(&mut *inner.replica.write().expect("replica lock"), fresh);
+            // Freeing a large replica takes long (many small allocations): not under the
+            // lock, and not on an async worker.
+            tokio::task::spawn_blocking(move || drop(old));
         }
         finish_monitor(&mut sync, reply_txn_id, applied.is_ok());
         applied.map_err(apply_err)?;
