@@ -8,7 +8,6 @@ use anyhow::{bail, Context};
 use ovnkube_desired::names::*;
 use ovnkube_desired::{desired_cluster, Desired, ObjectError, RowId, Snapshot};
 use ovsdb::{Atom, Datum, Row};
-use serde::Deserialize;
 
 use crate::flags;
 
@@ -23,15 +22,7 @@ pub fn load_objects(path: &str) -> anyhow::Result<(Snapshot, Vec<ObjectError>)> 
         text = std::fs::read_to_string(path)
             .with_context(|| format!("reading objects from {path}"))?;
     }
-    let mut docs = Vec::new();
-    for (i, d) in serde_yaml::Deserializer::from_str(&text).enumerate() {
-        let v = serde_json::Value::deserialize(d)
-            .with_context(|| format!("{path}: YAML document {} is malformed", i + 1))?;
-        if !v.is_null() {
-            docs.push(v);
-        }
-    }
-    let (snapshot, other, errors) = Snapshot::from_objects(docs);
+    let (snapshot, other, errors) = Snapshot::from_yaml(&text).with_context(|| path.to_owned())?;
     for (kind, n) in other {
         tracing::debug!("{path}: ignoring {n} object(s) of kind {kind}");
     }

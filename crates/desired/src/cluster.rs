@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use serde::Deserialize;
 use serde_json::Value;
 
 use crate::config::Config;
@@ -27,12 +28,39 @@ pub struct Snapshot {
     pub endpoint_slices: Vec<EndpointSlice>,
 }
 
+/// A YAML text that is not a sequence of YAML documents.
+#[derive(Debug, thiserror::Error)]
+#[error("YAML document {index} is malformed: {source}")]
+pub struct YamlError {
+    /// 1-based position of the document.
+    pub index: usize,
+    /// The parser's error.
+    pub source: serde_yaml::Error,
+}
+
+/// What [`Snapshot::from_objects`] and [`Snapshot::from_yaml`] return.
+pub type Decoded = (Snapshot, BTreeMap<String, usize>, Vec<ObjectError>);
+
 impl Snapshot {
+    /// Reads multi-document YAML (`kubectl get -o yaml` output: a `kind: List` or documents
+    /// separated by `---`), as [`Snapshot::from_objects`].
+    pub fn from_yaml(text: &str) -> Result<Decoded, YamlError> {
+        let mut docs = Vec::new();
+        for (i, d) in serde_yaml::Deserializer::from_str(text).enumerate() {
+            let v = Value::deserialize(d).map_err(|source| YamlError {
+                index: i + 1,
+                source,
+            })?;
+            if !v.is_null() {
+                docs.push(v);
+            }
+        }
+        Ok(Snapshot::from_objects(docs))
+    }
+
     /// Sorts JSON objects by `kind`, unpacking `kind: List`. Objects of other kinds are
     /// counted in the returned map; objects that do not decode are errors naming them.
-    pub fn from_objects(
-        objects: impl IntoIterator<Item = Value>,
-    ) -> (Snapshot, BTreeMap<String, usize>, Vec<ObjectError>) {
+    pub fn from_objects(objects: impl IntoIterator<Item = Value>) -> Decoded {
         let mut s = Snapshot::default();
         let mut other = BTreeMap::new();
         let mut errors = Vec::new();

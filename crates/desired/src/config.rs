@@ -92,6 +92,17 @@ impl Default for Config {
 }
 
 impl Config {
+    /// MicroShift's configuration: the defaults plus the flags its manifests pass
+    /// (`--gateway-mode local --disable-snat-multiple-gws --enable-multicast`).
+    pub fn microshift() -> Config {
+        Config {
+            gateway_mode: GatewayMode::Local,
+            disable_snat_multiple_gws: true,
+            enable_multicast: true,
+            ..Config::default()
+        }
+    }
+
     /// The cluster router's join address (join subnet base + 1).
     pub fn cluster_router_join_ip(&self) -> Ipv4Addr {
         self.join_subnet.nth(1)

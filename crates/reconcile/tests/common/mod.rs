@@ -8,12 +8,11 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use ovnkube_desired::{Config, GatewayMode, Snapshot};
+use ovnkube_desired::{Config, Snapshot};
 use ovsdb::ops::{Condition, Function, Mutator, Operation};
 use ovsdb::replica::Replica;
 use ovsdb::schema::DatabaseSchema;
 use ovsdb::{Atom, Datum, Row, Uuid};
-use serde::Deserialize;
 
 pub fn nb_replica() -> Replica {
     let schema =
@@ -26,22 +25,13 @@ pub fn seed_snapshot() -> Snapshot {
         env!("CARGO_MANIFEST_DIR"),
         "/../../fixtures/seed/cluster.yaml"
     );
-    let text = std::fs::read_to_string(path).unwrap();
-    let docs: Vec<serde_json::Value> = serde_yaml::Deserializer::from_str(&text)
-        .map(|d| serde_json::Value::deserialize(d).unwrap())
-        .collect();
-    let (s, _, errors) = Snapshot::from_objects(docs);
+    let (s, _, errors) = Snapshot::from_yaml(&std::fs::read_to_string(path).unwrap()).unwrap();
     assert!(errors.is_empty());
     s
 }
 
 pub fn microshift_config() -> Config {
-    Config {
-        gateway_mode: GatewayMode::Local,
-        disable_snat_multiple_gws: true,
-        enable_multicast: true,
-        ..Config::default()
-    }
+    Config::microshift()
 }
 
 fn resolve(d: &Datum, names: &HashMap<String, Uuid>) -> Datum {
