@@ -27,7 +27,8 @@ pub enum UpdateError {
 pub struct Table {
     rows: HashMap<Uuid, Row>,
     by_name: HashMap<String, BTreeSet<Uuid>>,
-    by_external_id: HashMap<(String, String), BTreeSet<Uuid>>,
+    /// Indexed `external_ids` key -> value -> rows (nested so lookups by `&str` allocate nothing).
+    by_external_id: HashMap<String, HashMap<String, BTreeSet<Uuid>>>,
 }
 
 impl Table {
@@ -54,7 +55,8 @@ impl Table {
     /// The uuids of rows with `external_ids:key=value`, for an indexed key.
     pub fn by_external_id(&self, key: &str, value: &str) -> impl Iterator<Item = Uuid> + '_ {
         self.by_external_id
-            .get(&(key.to_owned(), value.to_owned()))
+            .get(key)
+            .and_then(|values| values.get(value))
             .into_iter()
             .flatten()
             .copied()
@@ -67,6 +69,18 @@ pub struct Replica {
     schema: Arc<DatabaseSchema>,
     tables: HashMap<String, Table>,
     indexed_keys: Arc<Vec<String>>,
+}
+
+/// The `(key, value)` pairs of the row's `external_ids` whose key is indexed.
+fn indexed_pairs<'a>(
+    row: &'a Row,
+    keys: &'a [String],
+) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
+    let pairs = row.get("external_ids").into_iter().flat_map(Datum::pairs);
+    pairs.filter_map(move |(k, v)| {
+        let k = k.as_str()?;
+        keys.iter().any(|key| key == k).then_some((k, v.as_str()?))
+    })
 }
 
 fn row_name(row: &Row) -> Option<&str> {
@@ -115,7 +129,6 @@ impl Replica {
     }
 
     fn unindex(&mut self, table: &str, uuid: Uuid) -> Option<Row> {
-        let keys = self.indexed_keys.clone();
         let t = self.tables.get_mut(table)?;
         let row = t.rows.remove(&uuid)?;
         if let Some(n) = row_name(&row) {
@@ -126,15 +139,12 @@ impl Replica {
                 }
             }
         }
-        if let Some(ext) = row.get("external_ids") {
-            for k in keys.iter() {
-                if let Some(v) = ext.get(k).and_then(Atom::as_str) {
-                    let key = (k.clone(), v.to_owned());
-                    if let Some(set) = t.by_external_id.get_mut(&key) {
-                        set.remove(&uuid);
-                        if set.is_empty() {
-                            t.by_external_id.remove(&key);
-                        }
+        for (k, v) in indexed_pairs(&row, &self.indexed_keys) {
+            if let Some(values) = t.by_external_id.get_mut(k) {
+                if let Some(set) = values.get_mut(v) {
+                    set.remove(&uuid);
+                    if set.is_empty() {
+                        values.remove(v);
                     }
                 }
             }
@@ -143,7 +153,6 @@ impl Replica {
     }
 
     fn index(&mut self, table: &str, uuid: Uuid, row: Row) {
-        let keys = self.indexed_keys.clone();
         if !self.tables.contains_key(table) {
             self.tables.insert(table.to_owned(), Table::default());
         }
@@ -151,15 +160,12 @@ impl Replica {
         if let Some(n) = row_name(&row) {
             t.by_name.entry(n.to_owned()).or_default().insert(uuid);
         }
-        if let Some(ext) = row.get("external_ids") {
-            for k in keys.iter() {
-                if let Some(v) = ext.get(k).and_then(Atom::as_str) {
-                    t.by_external_id
-                        .entry((k.clone(), v.to_owned()))
-                        .or_default()
-                        .insert(uuid);
-                }
-            }
+        for (k, v) in indexed_pairs(&row, &self.indexed_keys) {
+            let values = match t.by_external_id.get_mut(k) {
+                Some(values) => values,
+                None => t.by_external_id.entry(k.to_owned()).or_default(),
+            };
+            values.entry(v.to_owned()).or_default().insert(uuid);
         }
         t.rows.insert(uuid, row);
     }
