@@ -290,6 +290,12 @@ impl Worker {
 
     fn update_gauges(&mut self) {
         self.metrics.workqueue_depth.set(self.queue.depth() as i64);
+        // The client counts its reconnections; the registered counter follows it.
+        let reconnects = self.nb.metrics().reconnects;
+        let reported = self.metrics.nb_reconnects.get();
+        if reconnects > reported {
+            self.metrics.nb_reconnects.inc_by(reconnects - reported);
+        }
         if self
             .gauges_at
             .is_some_and(|t| t.elapsed() < std::time::Duration::from_secs(1))
