@@ -69,7 +69,6 @@ const IGNORED: &[(&str, bool)] = &[
     ("inactivity-probe", true),
     ("single-node", false),
     ("allow-no-uplink", false),
-    ("acl-logging-rate-limit", true),
     ("encap-type", true),
     ("encap-ip", true),
     ("encap-port", true),
@@ -169,6 +168,11 @@ fn apply(settings: &mut Settings, name: &str, value: &str) -> anyhow::Result<boo
             c.config.mtu = value
                 .parse()
                 .with_context(|| format!("--mtu: {value:?} is not a number"))?
+        }
+        "acl-logging-rate-limit" => {
+            c.config.acl_logging_rate_limit = value
+                .parse()
+                .with_context(|| format!("--{name}: {value:?} is not a number"))?
         }
         "disable-snat-multiple-gws" => {
             c.config.disable_snat_multiple_gws = parse_bool(name, value)?
@@ -298,6 +302,7 @@ fn apply_ini(c: &mut Settings, text: &str) -> anyhow::Result<Vec<String>> {
             ("gateway", "mode") | ("gateway", "interface") => key.to_owned(),
             ("gateway", "v4-join-subnet") | ("gateway", "v4-masquerade-subnet") => key.to_owned(),
             ("gateway", "disable-snat-multiple-gws") => key.to_owned(),
+            ("logging", "acl-logging-rate-limit") => key.to_owned(),
             (
                 "ovnnorth" | "ovnsouth",
                 "address" | "client-privkey" | "client-cert" | "client-cacert",
@@ -340,7 +345,8 @@ mod tests {
         assert!(c.config.enable_multicast && c.config.disable_snat_multiple_gws);
         assert_eq!(c.config.gateway_mode, GatewayMode::Local);
         assert_eq!(c.nb_address, [DEFAULT_NB]);
-        assert_eq!(warnings.len(), 6, "{warnings:?}");
+        assert_eq!(warnings.len(), 5, "{warnings:?}");
+        assert_eq!(c.config.acl_logging_rate_limit, 20);
         assert!(warnings[0].contains("--init-master"));
     }
 

@@ -73,6 +73,8 @@ pub struct Config {
     pub enable_multicast: bool,
     /// `--mtu` / `[default] mtu`: written as `gateway_mtu` on the GR join port.
     pub mtu: u32,
+    /// `--acl-logging-rate-limit`: packets per second of the `acl-logging` meter.
+    pub acl_logging_rate_limit: u32,
 }
 
 impl Default for Config {
@@ -87,6 +89,7 @@ impl Default for Config {
             disable_snat_multiple_gws: false,
             enable_multicast: false,
             mtu: 1400,
+            acl_logging_rate_limit: 20,
         }
     }
 }

@@ -22,6 +22,12 @@ pub const LOAD_BALANCER: &str = "Load_Balancer";
 pub const LOAD_BALANCER_GROUP: &str = "Load_Balancer_Group";
 /// `Port_Group`.
 pub const PORT_GROUP: &str = "Port_Group";
+/// `Meter`.
+pub const METER: &str = "Meter";
+/// `Meter_Band`.
+pub const METER_BAND: &str = "Meter_Band";
+/// `Copp`.
+pub const COPP: &str = "Copp";
 
 /// The distributed cluster router.
 pub const CLUSTER_ROUTER: &str = "ovn_cluster_router";
@@ -31,6 +37,21 @@ pub const JOIN_SWITCH: &str = "join";
 pub const CLUSTER_LB_GROUP: &str = "clusterLBGroup";
 /// The port group of all management ports.
 pub const CLUSTER_PORT_GROUP: &str = "clusterPortGroup";
+/// The control-plane protection row of every router.
+pub const COPP_NAME: &str = "ovnkube-default";
+/// The meter every ACL names.
+pub const ACL_LOGGING_METER: &str = "acl-logging";
+/// The punted-packet kinds of the COPP, each with a `<kind>-rate-limiter` meter.
+pub const COPP_PROTOCOLS: &[&str] = &[
+    "arp",
+    "arp-resolve",
+    "bfd",
+    "event-elb",
+    "icmp4-error",
+    "icmp6-error",
+    "reject",
+    "tcp-reset",
+];
 /// `external_ids` key marking service load balancers.
 pub const LB_KIND_KEY: &str = "k8s.ovn.org/kind";
 /// `external_ids` key naming the owning service (`<ns>/<name>`).
@@ -38,6 +59,10 @@ pub const LB_OWNER_KEY: &str = "k8s.ovn.org/owner";
 /// Priority of the policies rerouting pod→own-node-host traffic to the management port.
 pub const NODE_REROUTE_PRIORITY: i64 = 1004;
 
+/// `<kind>-rate-limiter`: the COPP meter of one punted-packet kind.
+pub fn rate_limiter(kind: &str) -> String {
+    format!("{kind}-rate-limiter")
+}
 /// `GR_<node>`.
 pub fn gateway_router(node: &str) -> String {
     format!("GR_{node}")

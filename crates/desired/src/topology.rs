@@ -15,7 +15,13 @@ fn named(table: &'static str, name: &str) -> RowId {
 /// The rows every cluster has once: `ovn_cluster_router` with its join port, the `join` switch,
 /// the cluster LB group and the management port group.
 ///
-/// Not produced (documented gaps): COPP/meters and the ACLs upstream hangs on the port group
+/// Also the control-plane protection upstream gives every router: one `<kind>-rate-limiter`
+/// meter per punted-packet kind (drop above 25 pps) gathered in the Copp `ovnkube-default`,
+/// and the `acl-logging` meter. Upstream shares one Meter_Band among the rate limiters; here
+/// each meter has its own identical band (a shared one is matched too, so taking over an
+/// upstream NB changes nothing).
+///
+/// Not produced (documented gaps): the ACLs upstream hangs on the port group
 /// (hairpin/multicast), and NB_Global options, of which upstream only writes the e2e timestamp
 /// heartbeat (a runtime metric, not desired state).
 pub fn cluster_rows(config: &Config) -> Desired {
@@ -69,6 +75,13 @@ pub fn cluster_rows(config: &Config) -> Desired {
         "router",
     );
     d.named(&owner, LOAD_BALANCER_GROUP, CLUSTER_LB_GROUP, row([]));
+    copp_rows(&mut d, &owner, config);
+    d.link(
+        &owner,
+        NamedRef::new(LOGICAL_ROUTER, CLUSTER_ROUTER),
+        "copp",
+        named(COPP, COPP_NAME),
+    );
     d.named(
         &owner,
         PORT_GROUP,
@@ -76,6 +89,39 @@ pub fn cluster_rows(config: &Config) -> Desired {
         row([("external_ids", smap([("name", CLUSTER_PORT_GROUP)]))]),
     );
     d
+}
+
+/// Adds a meter dropping above `rate` packets per second, with its band.
+fn meter(d: &mut Desired, owner: &OwnerKey, name: &str, rate: u32) {
+    d.named(
+        owner,
+        METER,
+        name,
+        row([("fair", Datum::scalar(true)), ("unit", text("pktps"))]),
+    );
+    d.child(
+        owner,
+        METER_BAND,
+        NamedRef::new(METER, name),
+        "bands",
+        &["action", "rate"],
+        row([
+            ("action", text("drop")),
+            ("rate", Datum::scalar(i64::from(rate))),
+        ]),
+    );
+}
+
+/// The COPP meters, the Copp row naming them, and the ACL logging meter.
+fn copp_rows(d: &mut Desired, owner: &OwnerKey, config: &Config) {
+    let mut meters = Vec::new();
+    for kind in COPP_PROTOCOLS {
+        let name = rate_limiter(kind);
+        meter(d, owner, &name, 25);
+        meters.push(((*kind).to_owned(), name));
+    }
+    d.named(owner, COPP, COPP_NAME, row([("meters", smap(meters))]));
+    meter(d, owner, ACL_LOGGING_METER, config.acl_logging_rate_limit);
 }
 
 /// Adds a `type=router` switch port pointing at `router_port`, on `switch`.
@@ -348,6 +394,12 @@ fn gateway_rows(
         NamedRef::new(LOGICAL_ROUTER, gr.clone()),
         "load_balancer_group",
         named(LOAD_BALANCER_GROUP, CLUSTER_LB_GROUP),
+    );
+    d.link(
+        owner,
+        NamedRef::new(LOGICAL_ROUTER, gr.clone()),
+        "copp",
+        named(COPP, COPP_NAME),
     );
 
     // Join side.

@@ -312,3 +312,39 @@ fn pods_get_ports_host_network_pods_do_not() {
     assert_eq!(col(nats[0], "logical_ip"), "10.42.0.0/16");
     assert_eq!(nats[0]["options"], Datum::map([("stateless", "false")]));
 }
+
+#[test]
+fn routers_share_the_upstream_copp_and_meters() {
+    let (d, _) = desired_cluster(&microshift_config(), &seed_snapshot());
+    let copp = d.named_row(COPP, COPP_NAME).unwrap();
+    assert_eq!(
+        col(copp, "meters"),
+        "{arp=arp-rate-limiter, arp-resolve=arp-resolve-rate-limiter, bfd=bfd-rate-limiter, \
+         event-elb=event-elb-rate-limiter, icmp4-error=icmp4-error-rate-limiter, \
+         icmp6-error=icmp6-error-rate-limiter, reject=reject-rate-limiter, tcp-reset=tcp-reset-rate-limiter}"
+    );
+    let meter = d.named_row(METER, "reject-rate-limiter").unwrap();
+    assert_eq!(
+        (col(meter, "fair"), col(meter, "unit")),
+        ("true".into(), "pktps".into())
+    );
+    let band = children(&d, METER_BAND, "reject-rate-limiter");
+    assert_eq!(
+        (col(band[0], "action"), col(band[0], "rate")),
+        ("drop".into(), "25".into())
+    );
+    let acl = children(&d, METER_BAND, ACL_LOGGING_METER);
+    assert_eq!(
+        col(acl[0], "rate"),
+        "20",
+        "MicroShift's --acl-logging-rate-limit"
+    );
+    for router in [CLUSTER_ROUTER, "GR_microshift-dev"] {
+        assert!(
+            d.links.iter().any(|l| l.parent.name == router
+                && l.column == "copp"
+                && matches!(&l.child, RowId::Named(n) if n.name == COPP_NAME)),
+            "{router}"
+        );
+    }
+}

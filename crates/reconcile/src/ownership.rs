@@ -1,7 +1,8 @@
 //! Which existing NB rows and reference-set members are ovnkube-rs's, and which key owns them.
 //!
 //! Walks down from the root rows that are ours by name or `external_ids`:
-//! - `ovn_cluster_router`, `join`, `clusterLBGroup`, `clusterPortGroup`: the cluster;
+//! - `ovn_cluster_router`, `join`, `clusterLBGroup`, `clusterPortGroup`, the Copp
+//!   `ovnkube-default` and its `<kind>-rate-limiter` meters, `acl-logging`: the cluster;
 //! - `GR_<n>`, `ext_<n>` and switches with `other_config:subnet` (and no secondary-network key):
 //!   node `<n>`; `Load_Balancer` with `k8s.ovn.org/kind=Service`: the owning service.
 //!
@@ -37,6 +38,8 @@ pub(crate) const LINK_COLUMNS: &[(&str, &str, &str)] = &[
     (LOGICAL_ROUTER, "nat", NAT),
     (LOGICAL_ROUTER, "load_balancer", LOAD_BALANCER),
     (LOGICAL_ROUTER, "load_balancer_group", LOAD_BALANCER_GROUP),
+    (LOGICAL_ROUTER, "copp", COPP),
+    (METER, "bands", METER_BAND),
     (LOGICAL_ROUTER_PORT, "gateway_chassis", GATEWAY_CHASSIS),
     (PORT_GROUP, "ports", LOGICAL_SWITCH_PORT),
     (LOAD_BALANCER_GROUP, "load_balancer", LOAD_BALANCER),
@@ -49,6 +52,8 @@ const ROOT_TABLES: &[&str] = &[
     LOAD_BALANCER,
     LOAD_BALANCER_GROUP,
     PORT_GROUP,
+    METER,
+    COPP,
 ];
 
 /// One existing member of a reference set, between two rows that are ours.
@@ -217,6 +222,13 @@ fn root_owner(table: &str, row: &Row) -> Option<Owner> {
         }
         LOAD_BALANCER_GROUP if name == CLUSTER_LB_GROUP => Some(Some(OwnerKey::Cluster)),
         PORT_GROUP if name == CLUSTER_PORT_GROUP => Some(Some(OwnerKey::Cluster)),
+        COPP if name == COPP_NAME => Some(Some(OwnerKey::Cluster)),
+        METER
+            if name == ACL_LOGGING_METER
+                || COPP_PROTOCOLS.iter().any(|k| rate_limiter(k) == name) =>
+        {
+            Some(Some(OwnerKey::Cluster))
+        }
         _ => None,
     }
 }

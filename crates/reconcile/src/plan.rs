@@ -70,7 +70,7 @@ fn wait_guard(id: &RowId, row: &Row) -> Option<Operation> {
 /// Insert order: children before the parents that reference them by named-uuid.
 fn insert_rank(table: &str) -> u8 {
     match table {
-        GATEWAY_CHASSIS => 0,
+        GATEWAY_CHASSIS | METER_BAND => 0,
         LOGICAL_SWITCH_PORT | STATIC_ROUTE | POLICY | NAT | LOAD_BALANCER => 1,
         LOGICAL_ROUTER_PORT => 2,
         _ => 3,
@@ -173,6 +173,14 @@ fn is_root(replica: &Replica, table: &str) -> bool {
     replica.schema().table(table).is_some_and(|t| t.is_root)
 }
 
+fn max_one(replica: &Replica, table: &str, column: &str) -> bool {
+    replica
+        .schema()
+        .table(table)
+        .and_then(|t| t.columns.get(column))
+        .is_some_and(|c| c.kind.max == Some(1))
+}
+
 fn is_weak(replica: &Replica, table: &str, column: &str) -> bool {
     replica
         .schema()
@@ -273,6 +281,7 @@ pub fn diff(desired: &Desired, replica: &Replica, scope: &Scope) -> Diff {
 
     let mut into_new: HashMap<String, BTreeMap<&'static str, BTreeSet<Atom>>> = HashMap::new();
     let mut mutate_insert: BTreeMap<(&str, Uuid, &str), BTreeSet<Atom>> = BTreeMap::new();
+    let mut mutate_delete: BTreeMap<(&str, Uuid, &str), BTreeSet<Atom>> = BTreeMap::new();
     let mut wanted: HashSet<(Uuid, &str, Uuid)> = HashSet::new();
     for l in &links {
         let parent_id = RowId::Named(l.parent.clone());
@@ -306,6 +315,23 @@ pub fn diff(desired: &Desired, replica: &Replica, scope: &Scope) -> Diff {
                         continue;
                     }
                 }
+                // A column holding at most one reference (a router's copp) is replaced.
+                if max_one(replica, l.parent.table, l.column) {
+                    let others: Vec<Atom> = replica
+                        .get(l.parent.table, pu)
+                        .and_then(|r| r.get(l.column))
+                        .into_iter()
+                        .flat_map(Datum::atoms)
+                        .filter(|a| **a != child.atom())
+                        .cloned()
+                        .collect();
+                    if !others.is_empty() {
+                        mutate_delete
+                            .entry((l.parent.table, *pu, l.column))
+                            .or_default()
+                            .extend(others);
+                    }
+                }
                 mutate_insert
                     .entry((l.parent.table, *pu, l.column))
                     .or_default()
@@ -321,7 +347,6 @@ pub fn diff(desired: &Desired, replica: &Replica, scope: &Scope) -> Diff {
         .filter(|(u, (_, owner))| !matched.contains(u) && scope.covers(owner))
         .map(|(u, _)| *u)
         .collect();
-    let mut mutate_delete: BTreeMap<(&str, Uuid, &str), BTreeSet<Atom>> = BTreeMap::new();
     for l in &inv.links {
         if !scope.covers(&l.owner)
             || wanted.contains(&(l.parent, l.column, l.child))

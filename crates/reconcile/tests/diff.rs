@@ -435,3 +435,63 @@ fn the_cluster_lb_group_link_of_a_switch_belongs_to_its_node() {
     );
     assert!(d.ops.is_empty(), "{:?}", kinds(&d));
 }
+
+#[test]
+fn a_foreign_copp_on_a_router_is_replaced_in_one_mutate() {
+    let mut r = converged();
+    let foreign = Uuid::new_v4();
+    r.put(
+        COPP,
+        foreign,
+        [("name".to_owned(), Datum::scalar("other"))].into(),
+    );
+    let gr = uuid_of(&r, LOGICAL_ROUTER, "GR_microshift-dev");
+    let mut row = r.get(LOGICAL_ROUTER, &gr).unwrap().clone();
+    row.insert("copp".into(), Datum::scalar(foreign));
+    r.put(LOGICAL_ROUTER, gr, row);
+    let d = diff(&seed_desired(), &r, &Scope::Full);
+    let k = kinds(&d);
+    assert_eq!(k.len(), 1, "{k:?}");
+    assert!(
+        k[0].starts_with("mutate Logical_Router copp -") && k[0].contains("copp +"),
+        "{k:?}"
+    );
+    apply(&mut r, &d.ops);
+    assert!(diff(&seed_desired(), &r, &Scope::Full).ops.is_empty());
+    assert!(
+        r.get(COPP, &foreign).is_some(),
+        "the foreign Copp row itself stays"
+    );
+}
+
+#[test]
+fn meters_sharing_one_band_as_upstream_writes_them_are_left_alone() {
+    let mut r = converged();
+    let shared = Uuid::new_v4();
+    r.put(
+        METER_BAND,
+        shared,
+        [
+            ("action".to_owned(), Datum::scalar("drop")),
+            ("rate".to_owned(), Datum::scalar(25i64)),
+        ]
+        .into(),
+    );
+    let meters: Vec<Uuid> = COPP_PROTOCOLS
+        .iter()
+        .map(|k| uuid_of(&r, METER, &rate_limiter(k)))
+        .collect();
+    for m in meters {
+        let mut row = r.get(METER, &m).unwrap().clone();
+        row.insert("bands".into(), Datum::scalar(shared));
+        r.put(METER, m, row);
+    }
+    apply(&mut r, &[]); // garbage-collects the meters' own bands
+    assert_eq!(
+        r.table(METER_BAND).unwrap().len(),
+        2,
+        "the shared band and acl-logging's"
+    );
+    let d = diff(&seed_desired(), &r, &Scope::Full);
+    assert!(d.ops.is_empty(), "{:?}", kinds(&d));
+}

@@ -96,6 +96,22 @@ fn seed_listings_match_the_seed_text() {
     assert!(lab.sync(&desired(&seed_snapshot())) > 0);
     let failures = check(&lab, &golden("nbctl-seed.txt"));
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // Both routers use the upstream COPP; its nine meters exist.
+    let copp = lab.nbctl(&[
+        "--bare",
+        "--columns=_uuid",
+        "find",
+        "Copp",
+        "name=ovnkube-default",
+    ]);
+    for router in ["ovn_cluster_router", "GR_microshift-dev"] {
+        assert_eq!(
+            lab.nbctl(&["get", "logical_router", router, "copp"]).trim(),
+            copp.trim()
+        );
+    }
+    let meters = lab.nbctl(&["--bare", "--columns=name", "list", "Meter"]);
+    assert_eq!(meters.split_whitespace().count(), 9, "{meters}");
 }
 
 #[test]
