@@ -1,6 +1,6 @@
 //! The [`Client`]: a supervised, reconnecting connection to one database with a monitored replica.
 //!
-//! A background task (see [`crate::session`]) connects to one of the remotes (the RAFT leader
+//! A background task (module `session`) connects to one of the remotes (the RAFT leader
 //! when `leader_only`), monitors the database into the [`Replica`] and reconnects with
 //! exponential backoff when the connection drops. Readers take [`Client::replica`] (a read guard,
 //! no copy) and wait for changes with [`Client::subscribe`]. [`Client::transact`] never resends a
