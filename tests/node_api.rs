@@ -102,7 +102,6 @@ fn service(name: &str, cluster_ip: &str, port: u16, node_port: u16) -> serde_jso
 #[test]
 fn agent_waits_for_node_subnet_publishes_annotations_and_follows_services() {
     let mut lab = NodeLab::start(Layout::NoUplink);
-    lab.add_gateway_topology("node1");
     let pod_ns = format!("{}-pod1", lab.netns);
     lab.add_netns(&pod_ns);
     let node = json!({
@@ -184,6 +183,14 @@ fn agent_waits_for_node_subnet_publishes_annotations_and_follows_services() {
         ],
         None,
     );
+    // The agent publishes its gateway before it has a patch port; the controller (here: the
+    // test) builds ext_<node> from it, and only then can the agent finish.
+    eventually("the l3-gateway-config annotation", || {
+        kubectl(&["get", "node", "node1", "-o", "json"], None)
+            .contains("k8s.ovn.org/l3-gateway-config")
+    });
+    assert!(!std::path::Path::new(&d("net.d/10-ovn-kubernetes.conf")).exists());
+    lab.add_gateway_topology("node1");
     eventually("the CNI config", || {
         std::path::Path::new(&d("net.d/10-ovn-kubernetes.conf")).exists()
     });

@@ -8,7 +8,6 @@
 
 mod api;
 
-use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -181,9 +180,17 @@ pub fn run(args: NodeArgs) -> anyhow::Result<()> {
         cni_conf_extra: extra,
     };
     let mut agent = NodeAgent::start(Host::current(&args.ovs_rundir), cfg).context("node setup")?;
+    // Publish first: the controller builds the gateway (and so the patch port) from them.
+    let mut published = agent.annotations();
+    if let Some(api) = &api {
+        api.patch_annotations(&published)?;
+    }
+    agent
+        .wait_for_gateway()
+        .context("waiting for the br-ex patch port")?;
     tracing::info!(node = %args.node_name, facts = ?agent.facts(), "node set up");
     let mut first = true;
-    let mut published = BTreeMap::new();
+    let mut annotations_file_written = false;
     loop {
         let svcs = services(&args, api.as_ref(), &agent)?;
         let report = agent.sync(&svcs).context("node sync")?;
@@ -195,11 +202,13 @@ pub fn run(args: NodeArgs) -> anyhow::Result<()> {
             if let Some(api) = &api {
                 api.patch_annotations(&annotations)?;
             }
-            if let Some(out) = &args.annotations_out {
-                let text = serde_json::to_string_pretty(&annotations)?;
-                std::fs::write(out, text).with_context(|| format!("writing {}", out.display()))?;
-            }
             published = annotations;
+            annotations_file_written = false;
+        }
+        if let (Some(out), false) = (&args.annotations_out, annotations_file_written) {
+            let text = serde_json::to_string_pretty(&published)?;
+            std::fs::write(out, text).with_context(|| format!("writing {}", out.display()))?;
+            annotations_file_written = true;
         }
         if first {
             if agent.write_cni_config()? {

@@ -44,6 +44,7 @@ fn main() {
     }];
     let t = Instant::now();
     let mut agent = NodeAgent::start(lab.host(), cfg).expect("agent start");
+    agent.wait_for_gateway().expect("patch port");
     let setup = t.elapsed();
     let t = Instant::now();
     agent.sync(&services).expect("first sync");

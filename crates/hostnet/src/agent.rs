@@ -102,9 +102,10 @@ fn valid_host_ip(ip: Ipv4Addr) -> bool {
 }
 
 impl NodeAgent {
-    /// Sets the node up as upstream's `--init-node` does before its first sync: OVS keys for
-    /// ovn-controller, br-int/br-ex checks, the management port, then waits for the br-ex patch
-    /// port that ovn-controller creates.
+    /// Sets the node up as upstream's `--init-node` does before it can publish its annotations:
+    /// OVS keys for ovn-controller, br-int/br-ex checks, the management port, the gateway facts.
+    /// The br-ex patch port appears only once the controller has seen the annotations; wait for
+    /// it with [`NodeAgent::wait_for_gateway`] before the first [`NodeAgent::sync`].
     pub fn start(host: Host, cfg: AgentConfig) -> Result<NodeAgent, Error> {
         ovs::require_bridge(&host, "br-int")?;
         ovs::require_bridge(&host, &cfg.bridge)?;
@@ -119,9 +120,7 @@ impl NodeAgent {
         )?;
         let chassis_id = ovs::system_id(&host)?;
         let mgmt_mac = ovs::ensure_mgmt_port(&host, &cfg.node_name, cfg.mtu)?;
-        let patch = format!("patch-{}_{}-to-br-int", cfg.bridge, cfg.node_name);
-        ovs::wait_for_ofport(&host, &patch, cfg.patch_port_timeout)?;
-        let facts = discover(&host, &cfg)?;
+        let facts = discover(&host, &cfg, false)?;
         Ok(NodeAgent {
             host,
             cfg,
@@ -129,6 +128,15 @@ impl NodeAgent {
             mgmt_mac,
             chassis_id,
         })
+    }
+
+    /// Waits until ovn-controller has created br-ex's patch port (it does once the controller
+    /// has built `ext_<node>` from the published annotations and `ovn-bridge-mappings` is set).
+    pub fn wait_for_gateway(&mut self) -> Result<(), Error> {
+        let patch = self.facts.patch_port_name();
+        ovs::wait_for_ofport(&self.host, &patch, self.cfg.patch_port_timeout)?;
+        self.facts = discover(&self.host, &self.cfg, true)?;
+        Ok(())
     }
 
     /// The facts of the last sync.
@@ -150,7 +158,7 @@ impl NodeAgent {
 
     /// Re-reads the facts and brings flows, iptables and `ip` state to the rendering.
     pub fn sync(&mut self, services: &[HostService]) -> Result<SyncReport, Error> {
-        self.facts = discover(&self.host, &self.cfg)?;
+        self.facts = discover(&self.host, &self.cfg, true)?;
         let n = &self.facts;
         Ok(SyncReport {
             ip: sync_ip_state(&self.host, &host_net_state(n))?,
@@ -195,8 +203,9 @@ pub fn cni_config_text(extra: &serde_json::Map<String, serde_json::Value>) -> St
     text
 }
 
-/// Reads the node facts from the host: bridge MAC, addresses, ofports and next hops.
-fn discover(host: &Host, cfg: &AgentConfig) -> Result<NodeFacts, Error> {
+/// Reads the node facts from the host: bridge MAC, addresses, ofports and next hops. Without
+/// `require_patch`, a missing patch port is recorded as ofport 0.
+fn discover(host: &Host, cfg: &AgentConfig, require_patch: bool) -> Result<NodeFacts, Error> {
     let bridge = cfg.bridge.clone();
     let bridge_mac = ovs::interface_mac(host, &bridge)?;
     let addrs = host_addresses(host)?;
@@ -217,10 +226,16 @@ fn discover(host: &Host, cfg: &AgentConfig) -> Result<NodeFacts, Error> {
     other_host_ips.sort();
     other_host_ips.dedup();
     let patch = format!("patch-{bridge}_{}-to-br-int", cfg.node_name);
-    let patch_ofport = ovs::ofport(host, &patch)?.ok_or_else(|| Error::Host {
-        what: format!("OVS interface {patch}"),
-        reason: "has no ofport".into(),
-    })?;
+    let patch_ofport = match ovs::ofport(host, &patch)? {
+        Some(p) => p,
+        None if !require_patch => 0,
+        None => {
+            return Err(Error::Host {
+                what: format!("OVS interface {patch}"),
+                reason: "has no ofport (ovn-controller has not created it)".into(),
+            })
+        }
+    };
     let uplink = ovs::uplink(host, &bridge)?;
     let next_hops = if !cfg.next_hops.is_empty() {
         cfg.next_hops.clone()

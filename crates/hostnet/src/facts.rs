@@ -59,7 +59,7 @@ pub struct NodeFacts {
     pub node_ip: Ipv4Addr,
     /// Other valid host IPv4 addresses (hairpin targets), excluding `gateway_ip`.
     pub other_host_ips: Vec<Ipv4Addr>,
-    /// OpenFlow port number of `patch-<bridge>_<node>-to-br-int` on br-ex.
+    /// OpenFlow port number of `patch-<bridge>_<node>-to-br-int` on br-ex (0 until it exists).
     pub patch_ofport: u32,
     /// The uplink NIC's port, if br-ex has one.
     pub uplink: Uplink,

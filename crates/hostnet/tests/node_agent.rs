@@ -6,7 +6,7 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use ovnkube_hostnet::agent::{AgentConfig, NodeAgent};
-use ovnkube_hostnet::annotations::NODE_MGMT_PORT_MAC;
+use ovnkube_hostnet::annotations::{L3_GATEWAY_CONFIG, NODE_MGMT_PORT_MAC};
 use ovnkube_hostnet::facts::Uplink;
 use ovnkube_hostnet::flows::bridge_flows;
 use ovnkube_hostnet::nodelab::{Layout, NodeLab};
@@ -78,8 +78,16 @@ fn lines(text: &str) -> Vec<&str> {
 #[test]
 fn agent_programs_the_no_uplink_node_converges_and_repairs() {
     let lab = NodeLab::start(Layout::NoUplink);
-    lab.add_gateway_topology(NODE);
+    // As upstream: the agent publishes its gateway annotations before the controller builds
+    // ext_<node>, and only then does ovn-controller create the patch port.
     let mut agent = NodeAgent::start(lab.host(), config(&lab, "10.44.0.0")).expect("agent start");
+    assert!(agent.annotations()[L3_GATEWAY_CONFIG].contains(r#""ip-addresses":["10.44.0.0/32"]"#));
+    assert!(
+        agent.sync(&[]).is_err(),
+        "no sync before the patch port exists"
+    );
+    lab.add_gateway_topology(NODE);
+    agent.wait_for_gateway().expect("patch port");
     assert_eq!(agent.facts().uplink, Uplink::None);
     assert_eq!(agent.facts().gateway_ip.to_string(), "10.44.0.0/32");
     assert_eq!(agent.facts().next_hops, [Ipv4Addr::new(169, 254, 169, 4)]);
@@ -215,6 +223,7 @@ fn agent_programs_the_uplink_layout_flows_exactly() {
     lab.add_gateway_topology(NODE);
     let mut agent =
         NodeAgent::start(lab.host(), config(&lab, "192.168.122.14")).expect("agent start");
+    agent.wait_for_gateway().expect("patch port");
     assert!(matches!(agent.facts().uplink, Uplink::Port(_)));
     assert_eq!(agent.facts().gateway_ip.to_string(), "192.168.122.14/24");
     assert_eq!(agent.facts().other_host_ips, [Ipv4Addr::new(10, 44, 0, 0)]);
