@@ -153,6 +153,7 @@ async fn run_async(ovnkube: flags::OvnkubeConfig, options: ProcessOptions) -> an
     let client = kube_client(options.kubeconfig.as_deref()).await?;
     let mut nb_config = ClientConfig::new("OVN_Northbound", ovnkube.nb_address.clone());
     nb_config.leader_only = true;
+    nb_config.tls = ovnkube.nb_tls.clone();
     let nb = ovsdb::Client::connect(nb_config)
         .await
         .with_context(|| format!("connecting to NB at {}", ovnkube.nb_address.join(",")))?;
