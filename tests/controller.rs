@@ -18,13 +18,18 @@ use serde_json::json;
 async fn controller_converges_follows_changes_and_restarts_without_writes() {
     let mut lab = Lab::new().unwrap();
     let nb_id = lab.start_nb().unwrap();
+    let sb_id = lab.start_sb().unwrap();
+    lab.start_northd(nb_id, sb_id).unwrap();
     let nb = lab.server(nb_id).unix_remote();
+    let sb = lab.server(sb_id).unix_remote();
     let cluster = Cluster::with_seed(lab).await;
     let client = cluster.client.clone();
     let nbctl = |args: &[&str]| cluster.nbctl(&nb, args);
 
     // 1. Cold start on an empty NB: the rows `sync` would write for the same objects.
-    let first = cluster.start_controller(&nb, "1").await;
+    let sb_flag = format!("--sb-address={sb}");
+    let first = cluster.spawn_controller(&nb, "1", &["--leader-election=false", &sb_flag]);
+    first.wait_ready(Duration::from_secs(60)).await;
     assert!(first.nb_operations() > 0.0);
     assert_eq!(
         cluster.sync_against_api(&nb).await,
@@ -32,6 +37,28 @@ async fn controller_converges_follows_changes_and_restarts_without_writes() {
         "controller and sync disagree; see {}",
         first.log.display()
     );
+    // ... and, once ovn-northd made the GR's datapath, the SB binding of its dummy next hop.
+    wait_until(
+        "the GR next-hop MAC_Binding",
+        Duration::from_secs(15),
+        || {
+            cluster
+                .lab
+                .sbctl(
+                    &sb,
+                    &[
+                        "--bare",
+                        "--columns=mac,ip",
+                        "find",
+                        "MAC_Binding",
+                        "logical_port=rtoe-GR_microshift-dev",
+                    ],
+                )
+                .unwrap_or_default()
+                .contains("0a:58:a9:fe:a9:04")
+        },
+    )
+    .await;
 
     // 2. A Service with an EndpointSlice appears, then goes away.
     let services: Api<Service> = Api::namespaced(client.clone(), "default");

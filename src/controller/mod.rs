@@ -10,6 +10,7 @@ pub mod events;
 pub mod ipam;
 pub mod leader;
 pub mod queue;
+pub mod southbound;
 pub mod state;
 pub mod watch;
 pub mod worker;
@@ -186,6 +187,13 @@ async fn run_async(ovnkube: flags::OvnkubeConfig, options: ProcessOptions) -> an
     let queue = Arc::new(WorkQueue::new(Backoff::default()));
     let view = ClusterView::start(&client, queue.clone());
     view.wait_synced().await;
+    let mut sb_config = ClientConfig::new("OVN_Southbound", ovnkube.sb_address.clone());
+    sb_config.tls = ovnkube.sb_tls.clone();
+    tokio::spawn(southbound::run(
+        sb_config,
+        ovnkube.config.clone(),
+        view.clone(),
+    ));
     let mut ipam = Ipam::new(&ovnkube.config);
     let nodes = view.nodes.state();
     let pods = view.pods.state();
