@@ -1,0 +1,349 @@
+//! The e2e lab: the seed's single-node MicroShift cluster on one machine, driven by the real
+//! processes. A node namespace ([`NodeLab`], uplink layout: br-ex with 192.168.122.14/24, a veth
+//! to an "external" namespace at 192.168.122.1) holds OVS (userspace datapath), ovn-controller,
+//! the Kubernetes API test server (seed cluster), `ovnkube-rs controller` and `ovnkube-rs node`;
+//! NB/SB and ovn-northd run on unix sockets. Pods are namespaces wired by `ovnkube-rs cni`, run
+//! as a container runtime would. Everything is stopped by PID / deleted on drop.
+
+// Shared by several test binaries; each uses a different part of it.
+#![allow(dead_code)]
+
+pub mod probe;
+
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::AsRawFd;
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::thread::{sleep, JoinHandle};
+use std::time::{Duration, Instant};
+
+use kube_test_apiserver::{load_objects, Config, TestApiServer};
+use ovnkube_hostnet::nodelab::{Layout, NodeLab, BRIDGE_MAC, SYSTEM_ID};
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_ovnkube-rs");
+const SEED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/seed/cluster.yaml");
+/// The seed's node.
+pub const NODE: &str = "microshift-dev";
+
+/// Polls `ok` every 100 ms until it holds, panicking with `what` after `timeout`.
+pub fn eventually(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !ok() {
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        sleep(Duration::from_millis(100));
+    }
+}
+
+/// The API test server serving from inside the node namespace (its thread entered it), so the
+/// controller, the agent and the CNI plugin reach it on the namespace's 127.0.0.1.
+struct ApiServer {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl ApiServer {
+    /// Starts it with `objects`; returns it and its kubeconfig text.
+    fn start_in(netns: &str, objects: Vec<Value>) -> (ApiServer, String) {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let path = format!("/var/run/netns/{netns}");
+        let thread = std::thread::spawn(move || {
+            let ns = File::open(&path).expect("open the node netns");
+            // SAFETY: setns on this thread only, with a valid namespace fd.
+            let rc = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
+            assert_eq!(rc, 0, "setns into {path}");
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("tokio runtime");
+            rt.block_on(async move {
+                let server = TestApiServer::start(Config {
+                    objects,
+                    ..Config::default()
+                })
+                .await
+                .expect("start the API test server");
+                tx.send(server.kubeconfig()).expect("report the kubeconfig");
+                let _ = stopped.await;
+            });
+        });
+        let kubeconfig = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("the API test server started");
+        let server = ApiServer {
+            stop: Some(stop),
+            thread: Some(thread),
+        };
+        (server, kubeconfig)
+    }
+}
+
+impl Drop for ApiServer {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A long-running ovnkube-rs process (`ip netns exec` execs it, so the PID is its own),
+/// killed by PID on drop.
+struct Daemon(Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A pod of the lab: its namespace and the CNI container id it was added with.
+#[derive(Debug, Clone)]
+pub struct Pod {
+    /// Kubernetes namespace.
+    pub namespace: String,
+    /// Pod name.
+    pub name: String,
+    /// The network namespace standing in for its sandbox.
+    pub netns: String,
+    container_id: String,
+    uid: String,
+}
+
+/// The running lab. Fields drop in order: daemons, then the API server, then the namespaces.
+pub struct E2eLab {
+    controller: Daemon,
+    agent: Daemon,
+    api: ApiServer,
+    /// The node namespace, the external namespace and the OVN/OVS daemons.
+    pub node: NodeLab,
+    kubeconfig: PathBuf,
+    pods: u32,
+}
+
+/// The seed cluster as the API server is loaded with it. The Node keeps the seed's annotations
+/// except the two that name this machine's OVS (what `ovnkube-rs node` publishes here anyway):
+/// the chassis id and br-ex's MAC. Without them the controller binds `GR_microshift-dev` to the
+/// seed's chassis, ovn-controller never creates br-ex's patch port and the agent waits forever.
+fn seed_objects() -> Vec<Value> {
+    let text = std::fs::read_to_string(SEED).expect("read the seed cluster");
+    let mut objects = load_objects(SEED, &text).expect("parse the seed cluster");
+    for node in objects.iter_mut().filter(|o| o["kind"] == "Node") {
+        let ann = &mut node["metadata"]["annotations"];
+        ann["k8s.ovn.org/node-chassis-id"] = SYSTEM_ID.into();
+        let key = "k8s.ovn.org/l3-gateway-config";
+        let mut l3: Value = serde_json::from_str(ann[key].as_str().expect("l3-gateway-config"))
+            .expect("l3-gateway-config is JSON");
+        l3["default"]["mac-address"] = BRIDGE_MAC.into();
+        ann[key] = l3.to_string().into();
+    }
+    objects
+}
+
+impl E2eLab {
+    /// Brings the whole lab up and waits until the node agent has written the CNI config.
+    pub fn start() -> E2eLab {
+        let node = NodeLab::start(Layout::Uplink);
+        let (api, kubeconfig_text) = ApiServer::start_in(&node.netns, seed_objects());
+        let dir = node.dir().to_path_buf();
+        let d = |f: &str| dir.join(f).display().to_string();
+        let kubeconfig = dir.join("kubeconfig");
+        std::fs::write(&kubeconfig, kubeconfig_text).expect("write the kubeconfig");
+        let controller = Self::daemon(
+            &node,
+            "controller",
+            &[
+                "controller",
+                "--init-master",
+                NODE,
+                "--gateway-mode",
+                "local",
+                "--gateway-interface",
+                "br-ex",
+                "--disable-snat-multiple-gws",
+                "--leader-election=false",
+                &format!("--k8s-kubeconfig={}", kubeconfig.display()),
+                &format!("--nb-address=unix:{}", d("ovnnb_db.sock")),
+                "--metrics-bind-address=127.0.0.1:29409",
+            ],
+        );
+        let agent = Self::daemon(
+            &node,
+            "node",
+            &[
+                "node",
+                &format!("--node-name={NODE}"),
+                &format!("--kubeconfig={}", kubeconfig.display()),
+                &format!("--sb-address=unix:{}", d("ovnsb_db.sock")),
+                &format!("--ovs-rundir={}", d("")),
+                &format!("--cni-conf={}", d("net.d/10-ovn-kubernetes.conf")),
+                "--sync-period=1",
+                "--patch-port-timeout=60",
+            ],
+        );
+        let lab = E2eLab {
+            controller,
+            agent,
+            api,
+            node,
+            kubeconfig,
+            pods: 0,
+        };
+        let conf = lab.cni_conf_path();
+        eventually(
+            "the node agent's CNI config (see node.log in the lab dir)",
+            Duration::from_secs(90),
+            || conf.exists(),
+        );
+        lab
+    }
+
+    fn daemon(node: &NodeLab, name: &str, args: &[&str]) -> Daemon {
+        let log = File::create(node.dir().join(format!("{name}.log"))).expect("log file");
+        let child = Command::new("ip")
+            .args(["netns", "exec", &node.netns, BIN])
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log fd"))
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start ovnkube-rs {name}: {e}"));
+        Daemon(child)
+    }
+
+    fn cni_conf_path(&self) -> PathBuf {
+        self.node.dir().join("net.d/10-ovn-kubernetes.conf")
+    }
+
+    /// Whether both ovnkube-rs daemons are still running (a crash shows in their logs).
+    pub fn daemons_alive(&mut self) -> bool {
+        [&mut self.controller, &mut self.agent]
+            .into_iter()
+            .all(|d| matches!(d.0.try_wait(), Ok(None)))
+    }
+
+    /// `kubectl` against the API test server (run inside the node namespace); panics on failure.
+    pub fn kubectl(&self, args: &[&str], stdin: Option<&str>) -> String {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.node.netns, "kubectl"])
+            .arg(format!("--kubeconfig={}", self.kubeconfig.display()))
+            .args(args);
+        let out = run_with_stdin(&mut cmd, stdin.unwrap_or(""));
+        assert!(
+            out.status.success(),
+            "kubectl {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Creates a namespace for pod `namespace/name` and runs CNI ADD for it as a container
+    /// runtime would (CNI env, the agent's config on stdin). Returns the pod and the plugin's
+    /// output (the CNI result, or the CNI error JSON).
+    pub fn add_pod(&mut self, namespace: &str, name: &str) -> (Pod, Result<Value, String>) {
+        self.pods += 1;
+        // A runtime passes the pod's UID; the plugin stamps it as iface-id-ver, which
+        // ovn-controller compares with the LSP's before claiming the port.
+        let uid = self.kubectl(
+            &[
+                "-n",
+                namespace,
+                "get",
+                "pod",
+                name,
+                "-o",
+                "jsonpath={.metadata.uid}",
+            ],
+            None,
+        );
+        let pod = Pod {
+            namespace: namespace.into(),
+            name: name.into(),
+            netns: format!("{}-p{}", self.node.netns, self.pods),
+            container_id: format!("e2e{:04}{}", self.pods, "0".repeat(28)),
+            uid,
+        };
+        self.node.add_netns(&pod.netns);
+        let result = self.cni("ADD", &pod);
+        (pod, result)
+    }
+
+    /// Runs the CNI plugin with `command` for `pod`: the parsed stdout on success, the raw
+    /// output on failure.
+    pub fn cni(&self, command: &str, pod: &Pod) -> Result<Value, String> {
+        let conf = std::fs::read_to_string(self.cni_conf_path()).expect("CNI config");
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.node.netns, BIN, "cni"])
+            .env("CNI_COMMAND", command)
+            .env("CNI_CONTAINERID", &pod.container_id)
+            .env("CNI_NETNS", format!("/var/run/netns/{}", pod.netns))
+            .env("CNI_IFNAME", "eth0")
+            .env(
+                "CNI_ARGS",
+                format!(
+                    "IgnoreUnknown=1;K8S_POD_NAMESPACE={};K8S_POD_NAME={};K8S_POD_INFRA_CONTAINER_ID={};K8S_POD_UID={}",
+                    pod.namespace, pod.name, pod.container_id, pod.uid
+                ),
+            )
+            .env("CNI_PATH", "/opt/cni/bin");
+        let out = run_with_stdin(&mut cmd, &conf);
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        if !out.status.success() {
+            return Err(format!(
+                "CNI {command} {}/{}: {stdout} {}",
+                pod.namespace,
+                pod.name,
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        if stdout.trim().is_empty() {
+            return Ok(Value::Null);
+        }
+        serde_json::from_str(&stdout).map_err(|e| format!("CNI {command} output {stdout:?}: {e}"))
+    }
+
+    /// `ovn-nbctl` against the lab's NB.
+    pub fn nbctl(&self, args: &[&str]) -> String {
+        self.node.nbctl(args)
+    }
+
+    /// `ovn-trace --minimal --ct=new` on `switch` for `flow`; the last `output("...")` port, or
+    /// `None` if the packet is dropped.
+    pub fn trace_output(&self, switch: &str, flow: &str) -> Option<String> {
+        let out = Command::new("ovn-trace")
+            .arg(format!(
+                "--db=unix:{}",
+                self.node.dir().join("ovnsb_db.sock").display()
+            ))
+            .args(["--minimal", "--ct=new", switch, flow])
+            .output()
+            .expect("ovn-trace runs");
+        let text = String::from_utf8_lossy(&out.stdout);
+        text.rmatch_indices("output(\"")
+            .next()
+            .and_then(|(i, m)| text[i + m.len()..].split('"').next())
+            .map(String::from)
+    }
+}
+
+fn run_with_stdin(cmd: &mut Command, stdin: &str) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes())
+        .expect("write stdin");
+    child.wait_with_output().expect("wait")
+}
