@@ -149,6 +149,16 @@ impl E2eLab {
     /// Brings the whole lab up and waits until the node agent has written the CNI config.
     pub fn start() -> E2eLab {
         let node = NodeLab::start(Layout::Uplink);
+        // The userspace datapath reads the pods' host-side veths with AF_PACKET, so unlike a
+        // kernel OVS port they stay live kernel interfaces of the node namespace, and the kernel
+        // would answer a pod's ARP for 10.42.0.2 (ovn-k8s-mp0) with the veth's MAC, steering
+        // the pod's replies past OVN. Answer ARP only on the interface owning the address.
+        for scope in ["all", "default"] {
+            node.exec(
+                "sysctl",
+                &["-qw", &format!("net.ipv4.conf.{scope}.arp_ignore=1")],
+            );
+        }
         let (api, kubeconfig_text) = ApiServer::start_in(&node.netns, seed_objects());
         let dir = node.dir().to_path_buf();
         let d = |f: &str| dir.join(f).display().to_string();
@@ -313,22 +323,26 @@ impl E2eLab {
         self.node.nbctl(args)
     }
 
-    /// `ovn-trace --minimal --ct=new` on `switch` for `flow`; the last `output("...")` port, or
-    /// `None` if the packet is dropped.
-    pub fn trace_output(&self, switch: &str, flow: &str) -> Option<String> {
+    /// `ovn-trace --minimal` on `switch` for `flow`, every connection-tracking step taken as a
+    /// new connection: `Ok(port)` with the last `output("...")` port, or `Err(trace)` when the
+    /// packet is dropped.
+    pub fn trace_output(&self, switch: &str, flow: &str) -> Result<String, String> {
         let out = Command::new("ovn-trace")
             .arg(format!(
                 "--db=unix:{}",
                 self.node.dir().join("ovnsb_db.sock").display()
             ))
-            .args(["--minimal", "--ct=new", switch, flow])
+            .args(["--minimal", "--ct=new", "--ct=new", "--ct=new", "--ct=new"])
+            .args([switch, flow])
             .output()
             .expect("ovn-trace runs");
-        let text = String::from_utf8_lossy(&out.stdout);
-        text.rmatch_indices("output(\"")
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let port = text
+            .rmatch_indices("output(\"")
             .next()
             .and_then(|(i, m)| text[i + m.len()..].split('"').next())
-            .map(String::from)
+            .map(String::from);
+        port.ok_or(text)
     }
 }
 
