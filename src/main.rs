@@ -56,7 +56,19 @@ fn init_logging() {
         .init();
 }
 
+/// The name container runtimes call the CNI plugin by (upstream's binary in `/opt/cni/bin`);
+/// a link of that name to `ovnkube-rs` runs the plugin, with no arguments, as the CNI spec says.
+const CNI_PLUGIN_NAME: &str = "ovn-k8s-cni-overlay";
+
 fn main() -> anyhow::Result<()> {
+    let invoked_as = std::env::args_os()
+        .next()
+        .map(std::path::PathBuf::from)
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()));
+    if invoked_as.as_deref() == Some(CNI_PLUGIN_NAME) {
+        init_logging();
+        std::process::exit(cni::run());
+    }
     let cli = Cli::parse();
     init_logging();
     match cli.command {

@@ -158,3 +158,31 @@ fn node_agent_then_cni_plugin_as_processes() {
         .vsctl(&["list-ports", "br-int"])
         .contains("c0ffee00c0ffee0"));
 }
+
+/// Runtimes exec the plugin by its file name in the CNI bin dir, with no arguments.
+#[test]
+fn the_binary_linked_as_the_upstream_plugin_name_is_the_cni_plugin() {
+    let dir = std::env::temp_dir().join(format!("ovnkube-rs-cni-name-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let link = dir.join("ovn-k8s-cni-overlay");
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(BIN, &link).unwrap();
+    let mut child = Command::new(&link)
+        .env("CNI_COMMAND", "VERSION")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(br#"{"cniVersion":"1.0.0"}"#)
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["cniVersion"], "1.0.0");
+    assert!(v["supportedVersions"].as_array().unwrap().len() >= 2);
+}
