@@ -47,6 +47,8 @@ pub struct ControllerArgs {
 
 /// Options of the controller process itself, beyond what changes NB rows.
 struct ProcessOptions {
+    /// `--init-node <node>`: also run the node agent for this node in this process.
+    init_node: Option<String>,
     kubeconfig: Option<String>,
     metrics_address: String,
     lease_namespace: String,
@@ -60,6 +62,7 @@ const OWN_FLAGS: &[&str] = &[
     "metrics-bind-address",
     "ovn-config-namespace",
     "init-master",
+    "init-node",
     "leader-identity",
     "leader-election",
     // Hidden: shorter lease timings for tests of the hand-over (production: 137 s / 26 s).
@@ -99,6 +102,7 @@ fn process_options(own: &[(String, String)]) -> anyhow::Result<ProcessOptions> {
     let node = get("init-master")
         .unwrap_or_else(|| std::env::var("HOSTNAME").unwrap_or_else(|_| "ovnkube-rs".into()));
     Ok(ProcessOptions {
+        init_node: get("init-node").filter(|s| !s.is_empty()),
         kubeconfig: get("k8s-kubeconfig").filter(|s| !s.is_empty()),
         metrics_address: get("metrics-bind-address").unwrap_or_else(|| "127.0.0.1:9409".into()),
         lease_namespace: get("ovn-config-namespace")
@@ -135,6 +139,9 @@ pub fn run(args: ControllerArgs) -> anyhow::Result<()> {
     }
     let options = process_options(&parsed.own)?;
     let ovnkube = parsed.ovnkube;
+    if let Some(node) = &options.init_node {
+        start_node_agent(node, &ovnkube, options.kubeconfig.as_deref())?;
+    }
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -232,6 +239,59 @@ async fn run_async(ovnkube: flags::OvnkubeConfig, options: ProcessOptions) -> an
     Ok(())
 }
 
+/// Runs the node agent on its own thread, as MicroShift's single ovnkube process does with
+/// `--init-master <node> --init-node <node>`; the process ends if the agent fails.
+fn start_node_agent(
+    node: &str,
+    ovnkube: &flags::OvnkubeConfig,
+    kubeconfig: Option<&str>,
+) -> anyhow::Result<()> {
+    let args = crate::node::NodeArgs::from_list(&node_agent_flags(node, ovnkube, kubeconfig))?;
+    std::thread::Builder::new()
+        .name("node-agent".into())
+        .spawn(move || {
+            if let Err(e) = crate::node::run(args) {
+                tracing::error!(error = %format!("{e:#}"), "the node agent failed; exiting");
+                std::process::exit(1);
+            }
+        })?;
+    Ok(())
+}
+
+/// The node agent's flags for the ovnkube configuration the controller was given.
+fn node_agent_flags(
+    node: &str,
+    ovnkube: &flags::OvnkubeConfig,
+    kubeconfig: Option<&str>,
+) -> Vec<String> {
+    let join = |items: Vec<String>| items.join(",");
+    let config = &ovnkube.config;
+    let mut list = vec![
+        "--node-name".to_owned(),
+        node.to_owned(),
+        "--cluster-subnets".to_owned(),
+        join(
+            config
+                .cluster_subnets
+                .iter()
+                .map(|c| c.cidr.to_string())
+                .collect(),
+        ),
+        "--k8s-service-cidrs".to_owned(),
+        join(config.service_cidrs.iter().map(|c| c.to_string()).collect()),
+        "--gateway-interface".to_owned(),
+        config.gateway_interface.clone(),
+        "--mtu".to_owned(),
+        config.mtu.to_string(),
+        "--sb-address".to_owned(),
+        ovnkube.sb_address.join(","),
+    ];
+    if let Some(k) = kubeconfig {
+        list.extend(["--kubeconfig".to_owned(), k.to_owned()]);
+    }
+    list
+}
+
 /// SIGTERM (kubelet) or SIGINT.
 async fn shutdown_signal() {
     use tokio::signal::unix::{signal, SignalKind};
@@ -260,6 +320,7 @@ mod tests {
         assert!(o.leader_election);
         assert_eq!(o.lease.lease_duration, Duration::from_secs(137));
         assert_eq!(o.lease.retry_period, Duration::from_secs(26));
+        assert!(o.init_node.is_none());
         assert!(process_options(&[("leader-election".into(), "maybe".into())]).is_err());
         let short = process_options(&[
             ("lease-duration-seconds".into(), "4".into()),
@@ -270,5 +331,38 @@ mod tests {
         assert_eq!(short.lease.retry_period, Duration::from_secs(1));
         assert!(process_options(&[("lease-retry-seconds".into(), "200".into())]).is_err());
         assert!(process_options(&[("lease-duration-seconds".into(), "0".into())]).is_err());
+    }
+
+    #[test]
+    fn init_node_runs_the_agent_with_the_same_configuration() {
+        let args: Vec<String> = [
+            "--init-master",
+            "n1",
+            "--init-node",
+            "n1",
+            "--mtu",
+            "1500",
+            "--sb-address",
+            "unix:/run/sb.sock",
+            "--k8s-kubeconfig",
+            "/k",
+        ]
+        .map(String::from)
+        .to_vec();
+        let parsed = flags::parse(&args, OWN_FLAGS).unwrap();
+        let o = process_options(&parsed.own).unwrap();
+        assert_eq!(o.init_node.as_deref(), Some("n1"));
+        let list = node_agent_flags("n1", &parsed.ovnkube, o.kubeconfig.as_deref());
+        let node = crate::node::NodeArgs::from_list(&list).unwrap();
+        let text = format!("{node:?}");
+        for want in [
+            "node_name: \"n1\"",
+            "mtu: 1500",
+            "unix:/run/sb.sock",
+            "\"/k\"",
+            "br-ex",
+        ] {
+            assert!(text.contains(want), "{want} missing in {text}");
+        }
     }
 }

@@ -96,6 +96,20 @@ pub struct NodeArgs {
     once: bool,
 }
 
+impl NodeArgs {
+    /// Parses node flags given as a list (`--node-name n --kubeconfig k ...`), for running the
+    /// agent inside the controller process as MicroShift's `--init-node` does.
+    pub fn from_list(args: &[String]) -> anyhow::Result<NodeArgs> {
+        #[derive(clap::Parser)]
+        struct Wrapper {
+            #[command(flatten)]
+            args: NodeArgs,
+        }
+        let argv = std::iter::once("node".to_owned()).chain(args.iter().cloned());
+        Ok(<Wrapper as clap::Parser>::try_parse_from(argv)?.args)
+    }
+}
+
 /// Reads Services and EndpointSlices from a YAML/JSON list (or a single object).
 fn read_objects(path: &PathBuf) -> anyhow::Result<(Vec<Service>, Vec<EndpointSlice>)> {
     let text =
