@@ -11,7 +11,7 @@ use std::time::Duration;
 use ovnkube_hostnet::agent::{AgentConfig, NodeAgent};
 use ovnkube_hostnet::cni::{self, CniArgs, CniError, PodAnnotation};
 use ovnkube_hostnet::nodelab::{Layout, NodeLab};
-use ovnkube_hostnet::services::{HostService, HostServicePort, Protocol};
+use ovnkube_hostnet::services::HostService;
 use serde_json::json;
 
 const BIN: &str = env!("CARGO_BIN_EXE_ovnkube-rs");
@@ -122,20 +122,7 @@ fn setup() -> (NodeLab, NodeAgent, Killed) {
     agent
         .wait_for_gateway()
         .expect("patch port from ovn-controller");
-    let services = [HostService {
-        key: "default/svc-nodeport".into(),
-        cluster_ips: vec!["10.43.19.182".parse().unwrap()],
-        ports: vec![HostServicePort {
-            protocol: Protocol::Tcp,
-            port: 7000,
-            node_port: Some(30700),
-            target_port: Some(8080),
-        }],
-        external_ips: vec![],
-        etp_local: false,
-        itp_local: false,
-        has_local_host_endpoint: false,
-    }];
+    let services = [HostService::seed_nodeport()];
     agent.sync(&services).expect("sync");
 
     // Wire the backend pod with the CNI plugin and start a one-line TCP server in it.

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use ovnkube_hostnet::agent::{AgentConfig, NodeAgent};
 use ovnkube_hostnet::nodelab::{Layout, NodeLab};
-use ovnkube_hostnet::services::{HostService, HostServicePort, Protocol};
+use ovnkube_hostnet::services::HostService;
 
 fn main() {
     let lab = NodeLab::start(Layout::Uplink);
@@ -28,20 +28,7 @@ fn main() {
         cni_conf_path: lab.dir().join("net.d/10-ovn-kubernetes.conf"),
         cni_conf_extra: serde_json::Map::new(),
     };
-    let services = [HostService {
-        key: "default/svc-nodeport".into(),
-        cluster_ips: vec!["10.43.19.182".parse().unwrap()],
-        ports: vec![HostServicePort {
-            protocol: Protocol::Tcp,
-            port: 7000,
-            node_port: Some(30700),
-            target_port: Some(8080),
-        }],
-        external_ips: vec![],
-        etp_local: false,
-        itp_local: false,
-        has_local_host_endpoint: false,
-    }];
+    let services = [HostService::seed_nodeport()];
     let t = Instant::now();
     let mut agent = NodeAgent::start(lab.host(), cfg).expect("agent start");
     agent.wait_for_gateway().expect("patch port");

@@ -366,28 +366,10 @@ pub fn restore_script(desired: &HostRules, table: Table, current: &TableState) -
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::services::{HostServicePort, Protocol};
-
-    fn seed_nodeport() -> HostService {
-        HostService {
-            key: "default/svc-nodeport".into(),
-            cluster_ips: vec!["10.43.19.182".parse().unwrap()],
-            ports: vec![HostServicePort {
-                protocol: Protocol::Tcp,
-                port: 7000,
-                node_port: Some(30700),
-                target_port: Some(8080),
-            }],
-            external_ips: vec![],
-            etp_local: false,
-            itp_local: false,
-            has_local_host_endpoint: false,
-        }
-    }
 
     #[test]
     fn seed_node_rules_contain_the_seeds_iptables_save_lines() {
-        let text = host_rules(&NodeFacts::seed(), &[seed_nodeport()]).save_text();
+        let text = host_rules(&NodeFacts::seed(), &[HostService::seed_nodeport()]).save_text();
         let lines: Vec<&str> = text.lines().collect();
         for want in [
             "-A POSTROUTING -s 10.42.0.0/24 -j MASQUERADE",
@@ -417,7 +399,7 @@ mod tests {
 
     #[test]
     fn etp_local_without_host_endpoint_routes_via_mgmt_port_and_keeps_snat_last() {
-        let mut svc = seed_nodeport();
+        let mut svc = HostService::seed_nodeport();
         svc.etp_local = true;
         svc.external_ips = vec!["192.0.2.10".parse().unwrap()];
         let rules = host_rules(&NodeFacts::seed(), &[svc]);
@@ -448,7 +430,7 @@ mod tests {
 
     #[test]
     fn itp_local_marks_or_redirects() {
-        let mut svc = seed_nodeport();
+        let mut svc = HostService::seed_nodeport();
         svc.itp_local = true;
         let marked = host_rules(&NodeFacts::seed(), &[svc.clone()]);
         let mangle = marked
@@ -472,7 +454,7 @@ mod tests {
 
     #[test]
     fn restore_script_is_empty_when_converged_and_repairs_only_what_is_ours() {
-        let rules = host_rules(&NodeFacts::seed(), &[seed_nodeport()]);
+        let rules = host_rules(&NodeFacts::seed(), &[HostService::seed_nodeport()]);
         // A table that already holds exactly our rules plus a foreign one.
         let mut save = rules
             .save_text()

@@ -83,26 +83,12 @@ pub fn render_facts(node: &Node, cfg: &Config) -> Result<Option<NodeFacts>, Obje
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::services::{HostServicePort, Protocol};
 
     /// The seed node's full host side; the golden file is the review note placed next to the
     /// seed's own `iptables-save`, `dump-flows` and `ip route` excerpts.
     #[test]
     fn seed_node_renders_the_golden_host_side() {
-        let nodeport = HostService {
-            key: "default/svc-nodeport".into(),
-            cluster_ips: vec!["10.43.19.182".parse().unwrap()],
-            ports: vec![HostServicePort {
-                protocol: Protocol::Tcp,
-                port: 7000,
-                node_port: Some(30700),
-                target_port: Some(8080),
-            }],
-            external_ips: vec![],
-            etp_local: false,
-            itp_local: false,
-            has_local_host_endpoint: false,
-        };
+        let nodeport = HostService::seed_nodeport();
         let text = render_node_text(&NodeFacts::seed(), &[nodeport]);
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/seed-node.txt");
         if std::env::var_os("UPDATE_GOLDEN").is_some() {

@@ -70,6 +70,26 @@ pub struct HostService {
     pub has_local_host_endpoint: bool,
 }
 
+impl HostService {
+    /// The seed's `default/svc-nodeport` (7000:30700/TCP, target 8080), for examples and tests.
+    pub fn seed_nodeport() -> HostService {
+        HostService {
+            key: "default/svc-nodeport".into(),
+            cluster_ips: vec!["10.43.19.182".parse().expect("constant")],
+            ports: vec![HostServicePort {
+                protocol: Protocol::Tcp,
+                port: 7000,
+                node_port: Some(30700),
+                target_port: Some(8080),
+            }],
+            external_ips: vec![],
+            etp_local: false,
+            itp_local: false,
+            has_local_host_endpoint: false,
+        }
+    }
+}
+
 /// Reduces a Service and its EndpointSlices; `None` for headless/ExternalName services.
 pub fn host_service(
     svc: &Service,

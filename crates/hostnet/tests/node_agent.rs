@@ -10,7 +10,7 @@ use ovnkube_hostnet::annotations::{L3_GATEWAY_CONFIG, NODE_MGMT_PORT_MAC};
 use ovnkube_hostnet::facts::Uplink;
 use ovnkube_hostnet::flows::bridge_flows;
 use ovnkube_hostnet::nodelab::{Layout, NodeLab};
-use ovnkube_hostnet::services::{HostService, HostServicePort, Protocol};
+use ovnkube_hostnet::services::HostService;
 
 const NODE: &str = "node1";
 
@@ -32,20 +32,7 @@ fn config(lab: &NodeLab, node_ip: &str) -> AgentConfig {
 }
 
 fn seed_nodeport() -> HostService {
-    HostService {
-        key: "default/svc-nodeport".into(),
-        cluster_ips: vec!["10.43.19.182".parse().unwrap()],
-        ports: vec![HostServicePort {
-            protocol: Protocol::Tcp,
-            port: 7000,
-            node_port: Some(30700),
-            target_port: Some(8080),
-        }],
-        external_ips: vec![],
-        etp_local: false,
-        itp_local: false,
-        has_local_host_endpoint: false,
-    }
+    HostService::seed_nodeport()
 }
 
 fn dumped_flows(lab: &NodeLab) -> BTreeSet<String> {
