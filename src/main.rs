@@ -45,15 +45,38 @@ enum Command {
     },
 }
 
-/// Logs go to stderr (stdout carries CNI results and render output); the level comes from
-/// `RUST_LOG` (default `info`).
+/// Logs go to stderr (stdout carries CNI results and render output). The level comes from
+/// `RUST_LOG`, else from ovnkube's klog-style `--loglevel N` (2 info, 4 debug, 5+ trace),
+/// else `info`.
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        let args: Vec<String> = std::env::args().collect();
+        tracing_subscriber::EnvFilter::new(klog_level(&args).unwrap_or("info"))
+    });
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
+}
+
+/// The tracing level for ovnkube's `--loglevel`/`-loglevel` (`N` or `=N`), if given.
+fn klog_level(args: &[String]) -> Option<&'static str> {
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let body = a.trim_start_matches('-');
+        let value = match body.split_once('=') {
+            Some(("loglevel", v)) => v.to_owned(),
+            None if body == "loglevel" && a.starts_with('-') => it.next()?.clone(),
+            _ => continue,
+        };
+        return Some(match value.parse::<u8>().ok()? {
+            0 | 1 => "warn",
+            2 | 3 => "info",
+            4 => "debug",
+            _ => "trace",
+        });
+    }
+    None
 }
 
 /// The name container runtimes call the CNI plugin by (upstream's binary in `/opt/cni/bin`);
@@ -77,5 +100,22 @@ fn main() -> anyhow::Result<()> {
         Command::Cni => std::process::exit(cni::run()),
         Command::Render { args } => render::run(&args),
         Command::Sync { args } => sync::run(&args),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::klog_level;
+
+    #[test]
+    fn klog_levels_map_to_tracing_levels() {
+        let args = |s: &str| s.split_whitespace().map(String::from).collect::<Vec<_>>();
+        assert_eq!(klog_level(&args("controller --loglevel=4")), Some("debug"));
+        assert_eq!(klog_level(&args("controller -loglevel 5")), Some("trace"));
+        assert_eq!(
+            klog_level(&args("controller --loglevel 2 --x")),
+            Some("info")
+        );
+        assert_eq!(klog_level(&args("controller --nb-address x")), None);
     }
 }
