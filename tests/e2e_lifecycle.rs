@@ -10,16 +10,11 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use e2e_common::probe::{ask, ask_until, PeerEcho, Proto};
-use e2e_common::{eventually, E2eLab, Pod};
+use e2e_common::{eventually, E2eLab};
+
+const BIN: &str = env!("CARGO_BIN_EXE_ovnkube-rs");
 
 const VIP: &str = "10.43.50.50:80";
-
-fn add_running_pod(lab: &mut E2eLab, namespace: &str, name: &str) -> Pod {
-    let (pod, result) = lab.add_pod(namespace, name);
-    let result = result.unwrap_or_else(|e| panic!("{e}"));
-    assert!(result["ips"][0]["address"].is_string(), "{result}");
-    pod
-}
 
 /// The `web` Service (selector-less, so the test owns its EndpointSlice).
 const SERVICE: &str = r#"{"apiVersion":"v1","kind":"Service",
@@ -62,10 +57,10 @@ fn wait_for_backend(client: &str, expected: &str) -> Duration {
 
 #[test]
 fn service_and_pod_lifecycle_through_the_api() {
-    let mut lab = E2eLab::start();
-    let client = add_running_pod(&mut lab, "default", "pod-1");
-    let pod2 = add_running_pod(&mut lab, "default", "pod-2");
-    let dns = add_running_pod(&mut lab, "openshift-dns", "dns-default-pt2vr");
+    let mut lab = E2eLab::start(std::path::Path::new(BIN));
+    let client = lab.add_running_pod("default", "pod-1");
+    let pod2 = lab.add_running_pod("default", "pod-2");
+    let dns = lab.add_running_pod("openshift-dns", "dns-default-pt2vr");
     let any = SocketAddr::from(([0, 0, 0, 0], 8080));
     let servers = [
         PeerEcho::start(&pod2.netns, Proto::Tcp, any),
@@ -156,7 +151,7 @@ fn service_and_pod_lifecycle_through_the_api() {
         Some(r#"{"apiVersion":"v1","kind":"Pod","metadata":{"namespace":"default","name":"pod-3"},
                  "spec":{"nodeName":"microshift-dev","containers":[{"name":"main","image":"none"}]}}"#),
     );
-    let pod3 = add_running_pod(&mut lab, "default", "pod-3");
+    let pod3 = lab.add_running_pod("default", "pod-3");
     let ip = lab.kubectl(
         &[
             "-n",

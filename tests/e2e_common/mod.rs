@@ -9,11 +9,12 @@
 #![allow(dead_code)]
 
 pub mod probe;
+pub mod seed;
 
 use std::fs::File;
 use std::io::Write;
 use std::os::fd::AsRawFd;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::thread::{sleep, JoinHandle};
 use std::time::{Duration, Instant};
@@ -22,7 +23,6 @@ use kube_test_apiserver::{load_objects, Config, TestApiServer};
 use ovnkube_hostnet::nodelab::{Layout, NodeLab, BRIDGE_MAC, SYSTEM_ID};
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_ovnkube-rs");
 const SEED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/seed/cluster.yaml");
 /// The seed's node.
 pub const NODE: &str = "microshift-dev";
@@ -123,6 +123,8 @@ pub struct E2eLab {
     /// The node namespace, the external namespace and the OVN/OVS daemons.
     pub node: NodeLab,
     kubeconfig: PathBuf,
+    /// The `ovnkube-rs` binary.
+    bin: PathBuf,
     pods: u32,
 }
 
@@ -146,8 +148,9 @@ fn seed_objects() -> Vec<Value> {
 }
 
 impl E2eLab {
-    /// Brings the whole lab up and waits until the node agent has written the CNI config.
-    pub fn start() -> E2eLab {
+    /// Brings the whole lab up with the `ovnkube-rs` binary `bin` and waits until the node agent
+    /// has written the CNI config.
+    pub fn start(bin: &Path) -> E2eLab {
         let node = NodeLab::start(Layout::Uplink);
         // The userspace datapath reads the pods' host-side veths with AF_PACKET, so unlike a
         // kernel OVS port they stay live kernel interfaces of the node namespace, and the kernel
@@ -165,6 +168,7 @@ impl E2eLab {
         let kubeconfig = dir.join("kubeconfig");
         std::fs::write(&kubeconfig, kubeconfig_text).expect("write the kubeconfig");
         let controller = Self::daemon(
+            bin,
             &node,
             "controller",
             &[
@@ -183,6 +187,7 @@ impl E2eLab {
             ],
         );
         let agent = Self::daemon(
+            bin,
             &node,
             "node",
             &[
@@ -202,6 +207,7 @@ impl E2eLab {
             api,
             node,
             kubeconfig,
+            bin: bin.to_path_buf(),
             pods: 0,
         };
         let conf = lab.cni_conf_path();
@@ -213,10 +219,11 @@ impl E2eLab {
         lab
     }
 
-    fn daemon(node: &NodeLab, name: &str, args: &[&str]) -> Daemon {
+    fn daemon(bin: &Path, node: &NodeLab, name: &str, args: &[&str]) -> Daemon {
         let log = File::create(node.dir().join(format!("{name}.log"))).expect("log file");
         let child = Command::new("ip")
-            .args(["netns", "exec", &node.netns, BIN])
+            .args(["netns", "exec", &node.netns])
+            .arg(bin)
             .args(args)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
@@ -284,12 +291,27 @@ impl E2eLab {
         (pod, result)
     }
 
+    /// [`E2eLab::add_pod`], panicking unless the plugin returned an address.
+    pub fn add_running_pod(&mut self, namespace: &str, name: &str) -> Pod {
+        let (pod, result) = self.add_pod(namespace, name);
+        let result = result.unwrap_or_else(|e| panic!("{e}"));
+        assert!(result["ips"][0]["address"].is_string(), "{result}");
+        pod
+    }
+
+    /// The kubeconfig of the API test server (reachable from inside the node namespace).
+    pub fn kubeconfig(&self) -> &Path {
+        &self.kubeconfig
+    }
+
     /// Runs the CNI plugin with `command` for `pod`: the parsed stdout on success, the raw
     /// output on failure.
     pub fn cni(&self, command: &str, pod: &Pod) -> Result<Value, String> {
         let conf = std::fs::read_to_string(self.cni_conf_path()).expect("CNI config");
         let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &self.node.netns, BIN, "cni"])
+        cmd.args(["netns", "exec", &self.node.netns])
+            .arg(&self.bin)
+            .arg("cni")
             .env("CNI_COMMAND", command)
             .env("CNI_CONTAINERID", &pod.container_id)
             .env("CNI_NETNS", format!("/var/run/netns/{}", pod.netns))
