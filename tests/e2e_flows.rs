@@ -12,6 +12,25 @@ const BIN: &str = env!("CARGO_BIN_EXE_ovnkube-rs");
 fn seed_flows_through_ovn_and_the_management_port() {
     let mut seed = SeedLab::start(std::path::Path::new(BIN));
     seed.check(OVN_AND_MGMT_PORT_FLOWS);
+    // The agent published this machine's chassis on the Node and the controller bound the GR to it.
+    let chassis = seed.lab.kubectl(
+        &[
+            "get",
+            "node",
+            "microshift-dev",
+            "-o",
+            "jsonpath={.metadata.annotations.k8s\\.ovn\\.org/node-chassis-id}",
+        ],
+        None,
+    );
+    assert_eq!(chassis, ovnkube_hostnet::nodelab::SYSTEM_ID);
+    let gr_chassis = seed.lab.nbctl(&[
+        "get",
+        "Logical_Router",
+        "GR_microshift-dev",
+        "options:chassis",
+    ]);
+    assert_eq!(gr_chassis.trim().trim_matches('"'), chassis);
     // ovn-trace agrees with the packets for the flows that stay inside OVN.
     let pod1 = r#"inport == "default_pod-1" && eth.src == 0a:58:0a:2a:00:0c && eth.dst == 0a:58:0a:2a:00:01 && ip4.src == 10.42.0.12 && ip.ttl == 64 && tcp && tcp.src == 40000"#;
     for (dst, port, lsp) in [

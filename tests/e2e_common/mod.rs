@@ -20,7 +20,7 @@ use std::thread::{sleep, JoinHandle};
 use std::time::{Duration, Instant};
 
 use kube_test_apiserver::{load_objects, Config, TestApiServer};
-use ovnkube_hostnet::nodelab::{Layout, NodeLab, BRIDGE_MAC, SYSTEM_ID};
+use ovnkube_hostnet::nodelab::{Layout, NodeLab};
 use serde_json::Value;
 
 const SEED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/seed/cluster.yaml");
@@ -128,21 +128,29 @@ pub struct E2eLab {
     pods: u32,
 }
 
-/// The seed cluster as the API server is loaded with it. The Node keeps the seed's annotations
-/// except the two that name this machine's OVS (what `ovnkube-rs node` publishes here anyway):
-/// the chassis id and br-ex's MAC. Without them the controller binds `GR_microshift-dev` to the
-/// seed's chassis, ovn-controller never creates br-ex's patch port and the agent waits forever.
+/// The annotations `ovnkube-rs node` publishes on its Node (see ovnkube_hostnet::annotations).
+const NODE_AGENT_ANNOTATIONS: [&str; 6] = [
+    "k8s.ovn.org/l3-gateway-config",
+    "k8s.ovn.org/node-chassis-id",
+    "k8s.ovn.org/node-primary-ifaddr",
+    "k8s.ovn.org/host-addresses",
+    "k8s.ovn.org/node-mgmt-port-mac-address",
+    "k8s.ovn.org/zone-name",
+];
+
+/// The seed cluster as the API server is loaded with it: the Node keeps the controller's
+/// annotations (subnet, node id, join address) but not the node agent's, which the real agent
+/// publishes for this machine's OVS (chassis id, br-ex MAC, management port MAC).
 fn seed_objects() -> Vec<Value> {
     let text = std::fs::read_to_string(SEED).expect("read the seed cluster");
     let mut objects = load_objects(SEED, &text).expect("parse the seed cluster");
     for node in objects.iter_mut().filter(|o| o["kind"] == "Node") {
-        let ann = &mut node["metadata"]["annotations"];
-        ann["k8s.ovn.org/node-chassis-id"] = SYSTEM_ID.into();
-        let key = "k8s.ovn.org/l3-gateway-config";
-        let mut l3: Value = serde_json::from_str(ann[key].as_str().expect("l3-gateway-config"))
-            .expect("l3-gateway-config is JSON");
-        l3["default"]["mac-address"] = BRIDGE_MAC.into();
-        ann[key] = l3.to_string().into();
+        let ann = node["metadata"]["annotations"]
+            .as_object_mut()
+            .expect("the seed Node has annotations");
+        for key in NODE_AGENT_ANNOTATIONS {
+            ann.remove(key);
+        }
     }
     objects
 }
