@@ -164,12 +164,13 @@ impl E2eLab {
         // kernel OVS port they stay live kernel interfaces of the node namespace, and the kernel
         // would answer a pod's ARP for 10.42.0.2 (ovn-k8s-mp0) with the veth's MAC, steering
         // the pod's replies past OVN. Answer ARP only on the interface owning the address.
-        for scope in ["all", "default"] {
-            node.exec(
-                "sysctl",
-                &["-qw", &format!("net.ipv4.conf.{scope}.arp_ignore=1")],
-            );
-        }
+        node.exec(
+            "sh",
+            &[
+                "-c",
+                "for s in all default; do echo 1 > /proc/sys/net/ipv4/conf/$s/arp_ignore; done",
+            ],
+        );
         let (api, kubeconfig_text) = ApiServer::start_in(&node.netns, seed_objects());
         let dir = node.dir().to_path_buf();
         let d = |f: &str| dir.join(f).display().to_string();
