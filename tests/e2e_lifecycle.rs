@@ -1,6 +1,7 @@
 //! Lifecycle through the API with real packets: a Service created through kubectl is reachable,
 //! follows its EndpointSlice when the endpoints move, rejects (TCP reset) when it has none and
-//! disappears when deleted; a deleted pod loses its LSP and address, a new pod is wired and
+//! disappears when deleted; a deleted pod loses its LSP and address (CNI CHECK passes before its
+//! DEL, fails after), a new pod is wired and
 //! reachable.
 
 mod e2e_common;
@@ -61,6 +62,8 @@ fn service_and_pod_lifecycle_through_the_api() {
     let client = lab.add_running_pod("default", "pod-1");
     let pod2 = lab.add_running_pod("default", "pod-2");
     let dns = lab.add_running_pod("openshift-dns", "dns-default-pt2vr");
+    // CHECK on a wired pod succeeds (the runtime's periodic check).
+    lab.cni("CHECK", &pod2).unwrap_or_else(|e| panic!("{e}"));
     let any = SocketAddr::from(([0, 0, 0, 0], 8080));
     let servers = [
         PeerEcho::start(&pod2.netns, Proto::Tcp, any),
@@ -136,6 +139,10 @@ fn service_and_pod_lifecycle_through_the_api() {
         },
     );
     lab.cni("DEL", &pod2).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        lab.cni("CHECK", &pod2).is_err(),
+        "CHECK passes for a pod that was deleted"
+    );
     assert!(ask(
         &client.netns,
         Proto::Tcp,
