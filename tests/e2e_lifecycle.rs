@@ -1,8 +1,7 @@
 //! Lifecycle through the API with real packets: a Service created through kubectl is reachable,
 //! follows its EndpointSlice when the endpoints move, rejects (TCP reset) when it has none and
 //! disappears when deleted; a deleted pod loses its LSP and address (CNI CHECK passes before its
-//! DEL, fails after), a new pod is wired and
-//! reachable.
+//! DEL, fails after), a new pod is wired and reachable.
 
 mod e2e_common;
 
