@@ -53,7 +53,8 @@ fn seed_flows_through_ovn_and_the_management_port() {
 /// counter `datapath_drop_recirc_error` grows by one per SYN. The path needs seven
 /// recirculations in one pass (br-ex ct zone 64001, GR ct_dnat, dp_hash of the LB group,
 /// ct_lb DNAT, GR undnat, GR force-SNAT to 100.64.0.2 in zone 0, the pod's ct zone) and
-/// dpif-netdev stops at MAX_RECIRC_DEPTH = 6 (OVS 3.1); the kernel datapath has no such limit.
+/// dpif-netdev stops at MAX_RECIRC_DEPTH = 6 (OVS 3.1); MicroShift runs the kernel datapath,
+/// which recirculates through a deferred-action queue instead.
 /// ovn-trace of these flows is checked in crates/reconcile's seed-flow tests.
 #[test]
 #[ignore = "userspace datapath: br-ex -> GR -> pod needs 7 recirculations, dpif-netdev drops at depth 6 (datapath_drop_recirc_error); connections time out"]
