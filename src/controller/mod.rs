@@ -223,6 +223,10 @@ async fn run_async(ovnkube: flags::OvnkubeConfig, options: ProcessOptions) -> an
         annotated_at: HashMap::new(),
         gauges_at: None,
     };
+    // The initial lists queued a key for every object (and `Full`, for the nodes): the full
+    // sync reads the stores after this point, so it covers them; working them off again after
+    // it would repeat the whole start-up computation.
+    worker.queue.clear_ready();
     let writes = worker
         .full_sync()
         .await

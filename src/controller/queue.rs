@@ -142,6 +142,14 @@ impl<K: Hash + Eq + Clone + Ord> WorkQueue<K> {
         s.ready.len() + s.delayed.len()
     }
 
+    /// Drops every ready key (keys being processed or waiting for a retry stay): for the keys
+    /// a full sync that is about to read the stores covers anyway.
+    pub fn clear_ready(&self) {
+        let mut s = self.lock();
+        s.ready.clear();
+        s.queued.clear();
+    }
+
     /// Stops the queue: `next_batch` returns `None` from now on.
     pub fn shut_down(&self) {
         self.lock().shut_down = true;
@@ -248,6 +256,22 @@ mod tests {
         assert_eq!(t1.elapsed(), Duration::from_millis(20));
         q.forget(&"a");
         assert_eq!(q.retry(&"a"), 1);
+    }
+
+    #[tokio::test]
+    async fn clearing_drops_ready_keys_only() {
+        let q = queue();
+        q.add("a");
+        assert_eq!(q.next_batch(1).await.unwrap(), vec!["a"]);
+        q.add("a"); // while processing: dirty
+        q.add("b");
+        q.add("c");
+        q.clear_ready();
+        assert_eq!(q.depth(), 0);
+        q.add("b");
+        assert_eq!(q.next_batch(10).await.unwrap(), vec!["b"]);
+        q.done(&"a");
+        assert_eq!(q.next_batch(10).await.unwrap(), vec!["a"]);
     }
 
     #[tokio::test]
