@@ -4,7 +4,9 @@
 #   hack/demo.sh          install what is missing, build, start real OVN NB/SB + ovn-northd, the
 #                         Kubernetes API test server loaded with the seed's cluster and
 #                         `ovnkube-rs controller`; then show the NB listings next to the seed's and
-#                         trace three of the seed's flows with ovn-trace. Leaves everything running.
+#                         trace three of the seed's flows with ovn-trace; then bring up the e2e
+#                         lab (e2e/lab.sh: a node namespace with OVS, pods wired by the CNI plugin)
+#                         and send real packets for the seed's flows. Leaves everything running.
 #   hack/demo.sh down     stop it all (by PID) and remove the demo directory
 #
 # Everything lives under $OVNKUBE_DEMO_DIR (default /tmp/ovnkube-rs-demo); nothing touches the
@@ -37,6 +39,7 @@ ours() {
 
 down() {
   local pf pid
+  E2E_LAB_PROFILE=$PROFILE e2e/lab.sh down
   for pf in "$RUN"/controller.pid "$RUN"/apiserver.pid "$RUN"/ovn-northd.pid "$RUN"/ovnsb_db.pid "$RUN"/ovnnb_db.pid; do
     if ours "$pf"; then
       pid=$(cat "$pf")
@@ -168,9 +171,12 @@ up() {
   trace "pod-1 -> pod-2" microshift-dev "$pod1 && ip4.dst == 10.42.0.13 && icmp4"
   trace "pod-1 -> DNS 10.43.0.10:53/udp" microshift-dev "$pod1 && ip4.dst == 10.43.0.10 && udp && udp.dst == 53"
   trace "pod-1 -> NodePort :30700" microshift-dev "$pod1 && ip4.dst == 192.168.122.14 && tcp && tcp.dst == 30700"
+  echo
+  step "the e2e lab: the seed's flows with real packets (e2e/lab.sh up)"
+  E2E_LAB_PROFILE=$PROFILE e2e/lab.sh up || die "the e2e lab (see /tmp/ovnkube-rs-e2e-lab/lab.log)"
   cat <<EOF
 
-The demo stays up. Explore it:
+The NB demo stays up too. Explore it:
   kubectl --kubeconfig $DEMO/kubeconfig get nodes,pods,svc -A
   kubectl --kubeconfig $DEMO/kubeconfig create service clusterip web --tcp=80:8080   # watch NB follow
   ovn-nbctl --db=unix:$RUN/ovnnb_db.sock show
