@@ -17,5 +17,10 @@ fi
 # Debian may leave packages unpacked but unconfigured (ovs-vswitchd is an alternatives link made by postinst).
 dpkg --configure -a >/dev/null 2>&1 || true
 command -v cargo >/dev/null || { echo "install-deps: cargo not found (install Rust stable via rustup)" >&2; exit 1; }
+# Debian 12 has no kubectl package; the tests drive the API test server with the real kubectl.
+command -v kubectl >/dev/null || {
+  echo "install-deps: kubectl not found: install it from the Kubernetes project's Debian packages" >&2
+  exit 1
+}
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 echo "install-deps: ok ($(ovsdb-server --version | head -1), $(cargo --version))"
