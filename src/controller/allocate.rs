@@ -1,7 +1,7 @@
 //! Ties IPAM to the API: rebuilds the allocators from annotations, allocates what a node or pod
 //! lacks and writes it back as an annotation (merge patch) before any NB row uses it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 
 use k8s_openapi::api::core::v1::{Node, Pod};
@@ -194,6 +194,17 @@ impl Ipam {
         Ok(pod_network(&self.config, subnet, ip))
     }
 
+    /// Frees what nodes and pods outside `nodes` / `pods` (`namespace/name` of pods that need
+    /// an address) hold: a deletion absorbed by a full sync never reaches `release_node` or
+    /// `release_pod`, and neither does one missed while a watch relisted.
+    pub fn retain(&mut self, nodes: &BTreeSet<String>, pods: &BTreeSet<String>) {
+        self.subnets.retain(|n| nodes.contains(n));
+        self.node_ids.retain(|n| nodes.contains(n));
+        for pool in self.pods.values_mut() {
+            pool.retain(|p| pods.contains(p));
+        }
+    }
+
     /// Frees a pod's address (deleted or completed pods).
     pub fn release_pod(&mut self, key: &str) {
         for pool in self.pods.values_mut() {
@@ -344,6 +355,55 @@ mod tests {
             lacking_join[ann::NODE_GATEWAY_ROUTER_LRP_IFADDR],
             r#"{"ipv4":"100.64.0.2/16"}"#
         );
+    }
+
+    fn annotated_pod(name: &str, ip: &str) -> Pod {
+        let mut p = Pod::default();
+        p.metadata.name = Some(name.into());
+        p.metadata.namespace = Some("default".into());
+        p.spec = Some(k8s_openapi::api::core::v1::PodSpec {
+            node_name: Some("a".into()),
+            ..Default::default()
+        });
+        let n = pod_network(
+            &Config::default(),
+            "10.42.0.0/24".parse().unwrap(),
+            ip.parse().unwrap(),
+        );
+        p.metadata.annotations =
+            Some([(ann::POD_NETWORKS.to_owned(), ann::encode_pod_networks(&n))].into());
+        p
+    }
+
+    #[test]
+    fn retain_frees_what_gone_nodes_and_pods_hold() {
+        let mut ipam = Ipam::new(&Config::default());
+        let a = node(
+            "a",
+            &[(ann::NODE_SUBNETS, r#"{"default":["10.42.0.0/24"]}"#)],
+        );
+        let b = node(
+            "b",
+            &[(ann::NODE_SUBNETS, r#"{"default":["10.42.1.0/24"]}"#)],
+        );
+        let (p1, p2) = (
+            annotated_pod("p1", "10.42.0.5"),
+            annotated_pod("p2", "10.42.0.6"),
+        );
+        assert!(ipam.rebuild([&a, &b], [&p1, &p2]).is_empty());
+        ipam.retain(
+            &BTreeSet::from(["a".to_owned()]),
+            &BTreeSet::from(["default/p1".to_owned()]),
+        );
+        // p2's address and b's subnet are free again; p1's address and a's subnet are not.
+        let c = node(
+            "c",
+            &[(ann::NODE_SUBNETS, r#"{"default":["10.42.1.0/24"]}"#)],
+        );
+        let p3 = annotated_pod("p3", "10.42.0.6");
+        assert!(ipam.rebuild([&c], [&p3]).is_empty());
+        let p4 = annotated_pod("p4", "10.42.0.5");
+        assert_eq!(ipam.rebuild([], [&p4]).len(), 1);
     }
 
     #[test]

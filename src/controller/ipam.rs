@@ -109,6 +109,14 @@ impl<O: Ord + Clone + std::fmt::Display> IndexPool<O> {
         self.by_index.remove(&i);
         Some(i)
     }
+
+    /// Frees what every owner that `keep` rejects holds.
+    pub fn retain(&mut self, keep: impl Fn(&O) -> bool) {
+        let gone: Vec<O> = self.by_owner.keys().filter(|o| !keep(o)).cloned().collect();
+        for owner in gone {
+            self.release(&owner);
+        }
+    }
 }
 
 /// Node subnets carved out of the cluster subnets (`k8s.ovn.org/node-subnets`).
@@ -181,6 +189,13 @@ impl NodeSubnets {
             pool.release(&node.to_owned());
         }
     }
+
+    /// Frees the subnets of every node `keep` rejects.
+    pub fn retain(&mut self, keep: impl Fn(&str) -> bool) {
+        for (_, pool) in &mut self.pools {
+            pool.retain(|n| keep(n));
+        }
+    }
 }
 
 /// Pod addresses of one node subnet: the network address, `.1` (gateway), `.2` (management
@@ -242,6 +257,11 @@ impl PodAddresses {
         self.pool
             .release(&pod.to_owned())
             .map(|i| self.subnet.nth(i))
+    }
+
+    /// Frees the addresses of every pod `keep` rejects.
+    pub fn retain(&mut self, keep: impl Fn(&str) -> bool) {
+        self.pool.retain(|p| keep(p));
     }
 }
 

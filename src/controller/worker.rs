@@ -14,7 +14,7 @@ use ovnkube_desired::{
 use ovnkube_reconcile::{diff, Scope};
 use tracing::{debug, info, warn};
 
-use super::allocate::{ensure_node, ensure_pod, pod_key, AllocError, Ipam};
+use super::allocate::{ensure_node, ensure_pod, needs_address, pod_key, AllocError, Ipam};
 use super::events::{EventRecorder, Regarding};
 use super::queue::WorkQueue;
 use super::state::{ClusterView, NodeInfos, WorkKey};
@@ -139,7 +139,7 @@ impl Worker {
             OwnerKey::Pod(ns, name) => {
                 let full = format!("{ns}/{name}");
                 let pod = match self.view.pod(ns, name) {
-                    Some(p) if super::allocate::needs_address(&p) => p,
+                    Some(p) if needs_address(&p) => p,
                     _ => {
                         self.ipam
                             .lock()
@@ -197,6 +197,23 @@ impl Worker {
                 Err(e) => self.alloc_failed("Pod", pod_key(&pod), e).await,
             }
         }
+        let live_nodes: BTreeSet<String> = snapshot
+            .nodes
+            .iter()
+            .filter_map(|n| n.metadata.name.clone())
+            .collect();
+        let live_pods: BTreeSet<String> = self
+            .view
+            .pods
+            .state()
+            .iter()
+            .filter(|p| needs_address(p))
+            .map(|p| pod_key(p))
+            .collect();
+        self.ipam
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(&live_nodes, &live_pods);
         snapshot.services = self
             .view
             .services
