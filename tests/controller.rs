@@ -184,16 +184,8 @@ async fn controller_converges_follows_changes_and_restarts_without_writes() {
     })
     .await;
 
-    // 4. Bad input: an invalid Service is reported and the rest keeps flowing.
-    let bad: Service = serde_json::from_value(json!({
-        "apiVersion": "v1", "kind": "Service",
-        "metadata": {"name": "bad", "namespace": "default"},
-        "spec": {"clusterIP": "fd00::10", "ports": [{"port": 80, "protocol": "TCP"}]}
-    }))
-    .unwrap();
-    let _ = services.create(&PostParams::default(), &bad).await;
-
-    // 5. Watch expiry: the controller relists and writes nothing new for unchanged objects.
+    // (Bad input is covered by controller_faults.rs, where it must produce Events.)
+    // 4. Watch expiry: the controller relists and writes nothing new for unchanged objects.
     let before = first.nb_operations();
     cluster.api.expire_watches();
     cluster.api.close_watches();
@@ -201,7 +193,7 @@ async fn controller_converges_follows_changes_and_restarts_without_writes() {
     assert_eq!(first.nb_operations(), before);
     drop(first);
 
-    // 6. Restart on the converged NB: zero write operations.
+    // 5. Restart on the converged NB: zero write operations.
     let second = cluster.start_controller(&nb, "2").await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(
@@ -211,7 +203,7 @@ async fn controller_converges_follows_changes_and_restarts_without_writes() {
         second.log.display()
     );
 
-    // 7. The node goes away: every row of it leaves NB.
+    // 6. The node goes away: every row of it leaves NB.
     let nodes: Api<Node> = Api::all(client.clone());
     nodes
         .delete("microshift-dev", &DeleteParams::default())
