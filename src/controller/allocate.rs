@@ -7,8 +7,8 @@ use std::net::Ipv4Addr;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, Patch, PatchParams};
 use kube::Client;
-use ovnkube_desired::annotations::{self as ann, IfAddr, PodNetwork, PodRoute};
-use ovnkube_desired::net::{mac_from_ipv4, Ipv4Cidr};
+use ovnkube_desired::annotations::{self as ann, IfAddr, PodNetwork};
+use ovnkube_desired::net::Ipv4Cidr;
 use ovnkube_desired::Config;
 use serde_json::json;
 
@@ -191,7 +191,7 @@ impl Ipam {
             .entry(subnet)
             .or_insert_with(|| PodAddresses::new(subnet));
         let ip = pool.allocate(&pod_key(pod))?;
-        Ok(pod_network(&self.config, subnet, ip))
+        Ok(PodNetwork::for_address(&self.config, subnet, ip))
     }
 
     /// Frees what nodes and pods outside `nodes` / `pods` (`namespace/name` of pods that need
@@ -212,33 +212,6 @@ impl Ipam {
                 return;
             }
         }
-    }
-}
-
-/// The annotation upstream writes for a pod at `ip` (July 2023 form: routes to the cluster
-/// subnets, service CIDRs and the join subnet through the node's gateway).
-pub fn pod_network(config: &Config, subnet: Ipv4Cidr, ip: Ipv4Addr) -> PodNetwork {
-    let gw = subnet.nth(1).to_string();
-    let route = |dest: String| PodRoute {
-        dest,
-        next_hop: gw.clone(),
-    };
-    let mut routes: Vec<PodRoute> = config
-        .cluster_subnets
-        .iter()
-        .map(|c| route(c.cidr.to_string()))
-        .collect();
-    routes.extend(config.service_cidrs.iter().map(|c| route(c.to_string())));
-    routes.push(route(config.join_subnet.to_string()));
-    let addr = Ipv4Cidr::new(ip, subnet.len).to_string();
-    PodNetwork {
-        ip_addresses: vec![addr.clone()],
-        mac_address: mac_from_ipv4(ip),
-        gateway_ips: vec![gw.clone()],
-        routes,
-        ip_address: addr,
-        gateway_ip: gw,
-        tunnel_id: 0,
     }
 }
 
@@ -308,7 +281,7 @@ mod tests {
     #[test]
     fn pod_annotation_is_byte_compatible_with_upstream() {
         let config = Config::default();
-        let n = pod_network(
+        let n = PodNetwork::for_address(
             &config,
             "10.42.0.0/24".parse().unwrap(),
             "10.42.0.5".parse().unwrap(),
@@ -365,7 +338,7 @@ mod tests {
             node_name: Some("a".into()),
             ..Default::default()
         });
-        let n = pod_network(
+        let n = PodNetwork::for_address(
             &Config::default(),
             "10.42.0.0/24".parse().unwrap(),
             ip.parse().unwrap(),

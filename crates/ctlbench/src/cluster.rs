@@ -4,8 +4,9 @@
 
 use std::net::Ipv4Addr;
 
-use ovnkube_desired::annotations::{encode_pod_networks, PodNetwork, PodRoute};
-use ovnkube_desired::net::mac_from_ipv4;
+use ovnkube_desired::annotations::{encode_pod_networks, PodNetwork};
+use ovnkube_desired::net::Ipv4Cidr;
+use ovnkube_desired::Config;
 use serde_json::{json, Value};
 
 /// How big the cluster is.
@@ -81,26 +82,11 @@ fn node(i: usize) -> Value {
     })
 }
 
-/// `pod-networks` as the controller writes it (routes to the cluster, service and join subnets).
+/// `pod-networks` as the controller writes it (MicroShift's default configuration).
 fn pod_networks(ip: Ipv4Addr) -> String {
     let o = ip.octets();
-    let gw = Ipv4Addr::new(o[0], o[1], o[2], 1).to_string();
-    let addr = format!("{ip}/24");
-    let routes = ["10.42.0.0/16", "10.43.0.0/16", "100.64.0.0/16"]
-        .map(|dest| PodRoute {
-            dest: dest.to_owned(),
-            next_hop: gw.clone(),
-        })
-        .to_vec();
-    encode_pod_networks(&PodNetwork {
-        ip_addresses: vec![addr.clone()],
-        mac_address: mac_from_ipv4(ip),
-        gateway_ips: vec![gw.clone()],
-        routes,
-        ip_address: addr,
-        gateway_ip: gw,
-        tunnel_id: 0,
-    })
+    let subnet = Ipv4Cidr::new(Ipv4Addr::new(o[0], o[1], o[2], 0), 24);
+    encode_pod_networks(&PodNetwork::for_address(&Config::default(), subnet, ip))
 }
 
 fn pod(k: usize, node: usize, j: usize) -> Value {

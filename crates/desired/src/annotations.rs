@@ -6,8 +6,12 @@
 //! validates them into addresses and reports the node they came from.
 
 use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
 
 use serde::{Deserialize, Serialize};
+
+use crate::config::Config;
+use crate::net::{mac_from_ipv4, Ipv4Cidr};
 
 /// `k8s.ovn.org/node-subnets`.
 pub const NODE_SUBNETS: &str = "k8s.ovn.org/node-subnets";
@@ -300,6 +304,36 @@ pub struct PodNetwork {
 
 fn is_zero(v: &i64) -> bool {
     *v == 0
+}
+
+impl PodNetwork {
+    /// The annotation upstream writes for a pod at `ip` of node subnet `subnet` (July 2023
+    /// form): routes to every cluster subnet, service CIDR and the join subnet via the node's
+    /// `.1` gateway.
+    pub fn for_address(config: &Config, subnet: Ipv4Cidr, ip: Ipv4Addr) -> PodNetwork {
+        let gw = subnet.nth(1).to_string();
+        let route = |dest: String| PodRoute {
+            dest,
+            next_hop: gw.clone(),
+        };
+        let mut routes: Vec<PodRoute> = config
+            .cluster_subnets
+            .iter()
+            .map(|c| route(c.cidr.to_string()))
+            .collect();
+        routes.extend(config.service_cidrs.iter().map(|c| route(c.to_string())));
+        routes.push(route(config.join_subnet.to_string()));
+        let addr = Ipv4Cidr::new(ip, subnet.len).to_string();
+        PodNetwork {
+            ip_addresses: vec![addr.clone()],
+            mac_address: mac_from_ipv4(ip),
+            gateway_ips: vec![gw.clone()],
+            routes,
+            ip_address: addr,
+            gateway_ip: gw,
+            tunnel_id: 0,
+        }
+    }
 }
 
 /// Decodes the default network's `k8s.ovn.org/pod-networks`.
