@@ -348,17 +348,16 @@ mod tests {
         p
     }
 
+    fn node_with_subnet(name: &str, subnet: &str) -> Node {
+        let value = ann::encode_node_subnets(&[subnet.to_owned()]);
+        node(name, &[(ann::NODE_SUBNETS, &value)])
+    }
+
     #[test]
     fn retain_frees_what_gone_nodes_and_pods_hold() {
         let mut ipam = Ipam::new(&Config::default());
-        let a = node(
-            "a",
-            &[(ann::NODE_SUBNETS, r#"{"default":["10.42.0.0/24"]}"#)],
-        );
-        let b = node(
-            "b",
-            &[(ann::NODE_SUBNETS, r#"{"default":["10.42.1.0/24"]}"#)],
-        );
+        let a = node_with_subnet("a", "10.42.0.0/24");
+        let b = node_with_subnet("b", "10.42.1.0/24");
         let (p1, p2) = (
             annotated_pod("p1", "10.42.0.5"),
             annotated_pod("p2", "10.42.0.6"),
@@ -369,10 +368,7 @@ mod tests {
             &BTreeSet::from(["default/p1".to_owned()]),
         );
         // p2's address and b's subnet are free again; p1's address and a's subnet are not.
-        let c = node(
-            "c",
-            &[(ann::NODE_SUBNETS, r#"{"default":["10.42.1.0/24"]}"#)],
-        );
+        let c = node_with_subnet("c", "10.42.1.0/24");
         let p3 = annotated_pod("p3", "10.42.0.6");
         assert!(ipam.rebuild([&c], [&p3]).is_empty());
         let p4 = annotated_pod("p4", "10.42.0.5");
@@ -382,14 +378,8 @@ mod tests {
     #[test]
     fn conflicting_annotations_are_reported() {
         let mut ipam = Ipam::new(&Config::default());
-        let a = node(
-            "a",
-            &[(ann::NODE_SUBNETS, r#"{"default":["10.42.0.0/24"]}"#)],
-        );
-        let b = node(
-            "b",
-            &[(ann::NODE_SUBNETS, r#"{"default":["10.42.0.0/24"]}"#)],
-        );
+        let a = node_with_subnet("a", "10.42.0.0/24");
+        let b = node_with_subnet("b", "10.42.0.0/24");
         let conflicts = ipam.rebuild([&a, &b], []);
         assert_eq!(conflicts.len(), 1);
         assert_eq!(conflicts[0].0, "node b");
