@@ -11,7 +11,9 @@ use ovnkube_desired::net::{looks_ipv6, parse_ipv4};
 use super::{CniArgs, CniError, ERR_DECODE, ERR_HOST, ERR_TRY_AGAIN};
 use crate::net::{Ipv4Cidr, MacAddr};
 
-const POLL: Duration = Duration::from_millis(200);
+/// How often ADD re-reads the pod while the controller has not annotated it yet (one GET on
+/// the API each time: cheap, and it bounds the wait added to every pod start).
+const POLL: Duration = Duration::from_millis(50);
 
 /// The default network's entry of the annotation, validated (IPv4).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,7 +127,7 @@ impl AnnotationSource {
         }
     }
 
-    /// Waits (polling every 200 ms) until the annotation is present, then decodes it.
+    /// Waits (polling every [`POLL`]) until the annotation is present, then decodes it.
     pub fn wait(
         &self,
         pod: &CniArgs,

@@ -2,8 +2,7 @@
 //! the wait for ovn-controller's `ovn-installed`.
 
 use std::path::Path;
-use std::thread::sleep;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::json;
 
@@ -15,7 +14,6 @@ use crate::host::Host;
 use crate::Error;
 
 const INTEGRATION_BRIDGE: &str = "br-int";
-const POLL: Duration = Duration::from_millis(200);
 
 /// Runs `ip` inside the pod's namespace.
 fn pod_ip(host: &Host, netns: &str, args: &[&str], input: Option<&str>) -> Result<String, Error> {
@@ -182,20 +180,26 @@ fn ovn_installed(host: &Host, host_if: &str) -> Result<bool, Error> {
     Ok(v.trim_matches('"') == "true")
 }
 
-/// Waits until ovn-controller has installed the port's flows (`external_ids:ovn-installed`).
+/// Waits until ovn-controller has installed the port's flows (`external_ids:ovn-installed`):
+/// `ovs-vsctl wait-until` returns the moment the column changes (no polling interval added to
+/// every pod's start-up).
 fn wait_for_ovn_installed(host: &Host, host_if: &str, timeout: Duration) -> Result<(), CniError> {
-    let start = Instant::now();
-    while !ovn_installed(host, host_if)? {
-        if start.elapsed() >= timeout {
-            return Err(CniError::new(
-                ERR_TRY_AGAIN,
-                format!("OVS port {host_if} was not reported up by ovn-controller"),
-                format!("external_ids:ovn-installed not set after {}s (is ovn-controller running and the logical port created?)", timeout.as_secs()),
-            ));
-        }
-        sleep(POLL);
-    }
-    Ok(())
+    let limit = format!("--timeout={}", timeout.as_secs().max(1));
+    host.vsctl(&[
+        &limit,
+        "wait-until",
+        "Interface",
+        host_if,
+        "external_ids:ovn-installed=true",
+    ])
+    .map(|_| ())
+    .map_err(|e| {
+        CniError::new(
+            ERR_TRY_AGAIN,
+            format!("OVS port {host_if} was not reported up by ovn-controller"),
+            format!("external_ids:ovn-installed not set after {}s (is ovn-controller running and the logical port created?): {e}", timeout.as_secs()),
+        )
+    })
 }
 
 fn result_json(
