@@ -242,9 +242,11 @@ pub fn parse(args: &[String], own: &[&str]) -> anyhow::Result<Parsed> {
             flags.push((name, value));
         }
     }
-    // The config file first, so that flags override it.
+    // The config file first, so that flags override it (own options: the last value wins).
     if let Some((_, path)) = flags.iter().find(|(n, _)| n == "config-file") {
-        warnings.extend(apply_config_file(&mut settings, Path::new(path))?);
+        let file = apply_config_file(&mut settings, Path::new(path), own)?;
+        warnings.extend(file.warnings);
+        own_values.splice(0..0, file.own);
     }
     for (name, value) in flags.iter().filter(|(n, _)| n != "config-file") {
         if apply(&mut settings, name, value)? {
@@ -272,15 +274,37 @@ pub fn parse(args: &[String], own: &[&str]) -> anyhow::Result<Parsed> {
     })
 }
 
-/// Reads `ovnkube.conf` (ini: `[section]`, `key=value`, optional quotes, `;`/`#` comments).
-fn apply_config_file(c: &mut Settings, path: &Path) -> anyhow::Result<Vec<String>> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("reading config file {}", path.display()))?;
-    apply_ini(c, &text).with_context(|| format!("config file {}", path.display()))
+/// What `ovnkube.conf` gave besides the settings it applied.
+#[derive(Default)]
+struct FileValues {
+    /// Values of the caller's own options (e.g. `[kubernetes] kubeconfig` → `k8s-kubeconfig`).
+    own: Vec<(String, String)>,
+    /// One line per key without effect here.
+    warnings: Vec<String>,
 }
 
-fn apply_ini(c: &mut Settings, text: &str) -> anyhow::Result<Vec<String>> {
-    let mut warnings = Vec::new();
+/// The caller option a process-level `ovnkube.conf` key stands for.
+fn own_option_of(section: &str, key: &str) -> Option<&'static str> {
+    Some(match (section, key) {
+        ("kubernetes", "kubeconfig") => "k8s-kubeconfig",
+        ("kubernetes", "apiserver") => "k8s-apiserver",
+        ("kubernetes", "ovn-config-namespace") => "ovn-config-namespace",
+        ("masterha", "election-lease-duration") => "lease-duration-seconds",
+        ("masterha", "election-retry-period") => "lease-retry-seconds",
+        _ => return None,
+    })
+}
+
+/// Reads `ovnkube.conf` (ini: `[section]`, `key=value`, optional quotes, `;`/`#` comments).
+fn apply_config_file(c: &mut Settings, path: &Path, own: &[&str]) -> anyhow::Result<FileValues> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading config file {}", path.display()))?;
+    apply_ini(c, &text, own).with_context(|| format!("config file {}", path.display()))
+}
+
+fn apply_ini(c: &mut Settings, text: &str, own: &[&str]) -> anyhow::Result<FileValues> {
+    let mut file = FileValues::default();
+    let warnings = &mut file.warnings;
     let mut section = String::new();
     for (i, line) in text.lines().enumerate() {
         let line = line.trim();
@@ -295,6 +319,10 @@ fn apply_ini(c: &mut Settings, text: &str) -> anyhow::Result<Vec<String>> {
             .split_once('=')
             .with_context(|| format!("line {}: {line:?} is not key=value", i + 1))?;
         let (key, value) = (key.trim(), value.trim().trim_matches('"'));
+        if let Some(option) = own_option_of(&section, key).filter(|o| own.contains(o)) {
+            file.own.push((option.to_owned(), value.to_owned()));
+            continue;
+        }
         // Keys are namespaced by section in ovnkube; map the ones that change rows.
         let name = match (section.as_str(), key) {
             ("default", "mtu") | ("default", "cluster-subnets") => key.to_owned(),
@@ -318,7 +346,7 @@ fn apply_ini(c: &mut Settings, text: &str) -> anyhow::Result<Vec<String>> {
         };
         apply(c, &name, value)?;
     }
-    Ok(warnings)
+    Ok(file)
 }
 
 #[cfg(test)]
@@ -392,6 +420,7 @@ mod tests {
             "[default]\nmtu=\"1400\"\ncluster-subnets=10.128.0.0/14/23\nencap-port=\"6081\"\n\
              [kubernetes]\nservice-cidrs=172.30.0.0/16\n[gateway]\nmode=shared\nnodeport=true\n\
              [ovnnorth]\naddress=ssl:127.0.0.1:6641\n",
+            &[],
         )
         .unwrap();
         let c = settings.c;
@@ -399,11 +428,16 @@ mod tests {
         assert_eq!(c.config.cluster_subnets[0].host_prefix, 23);
         assert_eq!(c.config.service_cidrs[0].to_string(), "172.30.0.0/16");
         assert_eq!(c.config.gateway_mode, GatewayMode::Shared);
-        assert_eq!(w.len(), 2);
+        assert_eq!(w.warnings.len(), 2);
         let dir = std::env::temp_dir().join(format!("ovnkube-flags-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("ovnkube.conf");
-        std::fs::write(&path, "[gateway]\nmode=shared\n").unwrap();
+        std::fs::write(
+            &path,
+            "[gateway]\nmode=shared\n[kubernetes]\nkubeconfig=/var/lib/k/kubeconfig\n\
+             [masterha]\nelection-lease-duration=137\nelection-retry-period=26\n",
+        )
+        .unwrap();
         let a = vec![
             "--config-file".into(),
             path.display().to_string(),
@@ -414,6 +448,33 @@ mod tests {
             c.config.gateway_mode,
             GatewayMode::Local,
             "flags override the file"
+        );
+        // Process options come from the file for callers that take them; a flag still wins.
+        let own = [
+            "k8s-kubeconfig",
+            "lease-duration-seconds",
+            "lease-retry-seconds",
+        ];
+        let mut with_flag = a.clone();
+        with_flag.push("--k8s-kubeconfig=/flag/kubeconfig".into());
+        let p = parse(&with_flag, &own).unwrap();
+        let last = |name: &str| {
+            p.own
+                .iter()
+                .rev()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.as_str())
+        };
+        assert_eq!(last("k8s-kubeconfig"), Some("/flag/kubeconfig"));
+        assert_eq!(last("lease-duration-seconds"), Some("137"));
+        assert_eq!(last("lease-retry-seconds"), Some("26"));
+        let p = parse(&a, &own).unwrap();
+        assert_eq!(
+            p.own[0],
+            (
+                "k8s-kubeconfig".to_owned(),
+                "/var/lib/k/kubeconfig".to_owned()
+            )
         );
         std::fs::remove_dir_all(&dir).unwrap();
     }
