@@ -2,82 +2,18 @@
 //! namespace with real OVS and OVN: it waits for the controller's node subnet, publishes its
 //! annotations on the Node and follows Services created through the API.
 
-use std::fs::File;
-use std::os::fd::AsRawFd;
-use std::process::{Child, Command, Stdio};
-use std::thread::{sleep, JoinHandle};
+use std::process::{Command, Stdio};
+use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use kube_test_apiserver::{Config, TestApiServer};
 use ovnkube_hostnet::nodelab::{Layout, NodeLab};
 use serde_json::json;
 
+#[path = "e2e_common/netns_api.rs"]
+mod netns_api;
+use netns_api::{KillOnDrop, NetnsApiServer};
+
 const BIN: &str = env!("CARGO_BIN_EXE_ovnkube-rs");
-
-/// The API server on the node namespace's loopback (its serving thread enters the namespace),
-/// stopped on drop.
-struct ApiServer {
-    kubeconfig: String,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl ApiServer {
-    fn start_in(netns: &str, objects: Vec<serde_json::Value>) -> ApiServer {
-        let (tx, rx) = std::sync::mpsc::channel();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let path = format!("/var/run/netns/{netns}");
-        let thread = std::thread::spawn(move || {
-            let ns = File::open(&path).expect("open netns");
-            // SAFETY: setns on this thread only; the fd is valid for the call.
-            let rc = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
-            assert_eq!(rc, 0, "setns into {path}");
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let server = TestApiServer::start(Config {
-                    objects,
-                    ..Config::default()
-                })
-                .await
-                .expect("start API server");
-                tx.send(server.kubeconfig()).unwrap();
-                let _ = stopped.await;
-            });
-        });
-        let kubeconfig = rx
-            .recv_timeout(Duration::from_secs(20))
-            .expect("API server started");
-        ApiServer {
-            kubeconfig,
-            stop: Some(stop),
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for ApiServer {
-    fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-/// The agent process, killed by PID on drop.
-struct Agent(Child);
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn eventually(what: &str, mut ok: impl FnMut() -> bool) {
     let start = Instant::now();
@@ -108,12 +44,12 @@ fn agent_waits_for_node_subnet_publishes_annotations_and_follows_services() {
         "apiVersion": "v1", "kind": "Node", "metadata": {"name": "node1"},
         "status": {"addresses": [{"type": "InternalIP", "address": "10.44.0.0"}]}
     });
-    let api = ApiServer::start_in(
+    let (_api, api_kubeconfig) = NetnsApiServer::start_in(
         &lab.netns,
         vec![node, service("svc-nodeport", "10.43.19.182", 7000, 30700)],
     );
     let d = |f: &str| lab.dir().join(f).display().to_string();
-    std::fs::write(d("kubeconfig"), &api.kubeconfig).unwrap();
+    std::fs::write(d("kubeconfig"), &api_kubeconfig).unwrap();
     let kubectl = |args: &[&str], stdin: Option<&str>| -> String {
         let mut cmd = Command::new("ip");
         cmd.args([
@@ -150,7 +86,7 @@ fn agent_waits_for_node_subnet_publishes_annotations_and_follows_services() {
         String::from_utf8(out.stdout).unwrap()
     };
 
-    let _agent = Agent(
+    let _agent = KillOnDrop(
         Command::new("ip")
             .args([
                 "netns",

@@ -8,20 +8,22 @@
 // Shared by several test binaries; each uses a different part of it.
 #![allow(dead_code)]
 
+pub mod netns_api;
 pub mod probe;
 pub mod seed;
 
 use std::fs::File;
 use std::io::Write;
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::thread::{sleep, JoinHandle};
+use std::process::{Command, Output, Stdio};
+use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use kube_test_apiserver::{load_objects, Config, TestApiServer};
+use kube_test_apiserver::load_objects;
 use ovnkube_hostnet::nodelab::{Layout, NodeLab};
 use serde_json::Value;
+
+use netns_api::{KillOnDrop as Daemon, NetnsApiServer as ApiServer};
 
 const SEED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/seed/cluster.yaml");
 /// The seed's node.
@@ -33,72 +35,6 @@ pub fn eventually(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
     while !ok() {
         assert!(start.elapsed() < timeout, "timed out waiting for {what}");
         sleep(Duration::from_millis(100));
-    }
-}
-
-/// The API test server serving from inside the node namespace (its thread entered it), so the
-/// controller, the agent and the CNI plugin reach it on the namespace's 127.0.0.1.
-struct ApiServer {
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl ApiServer {
-    /// Starts it with `objects`; returns it and its kubeconfig text.
-    fn start_in(netns: &str, objects: Vec<Value>) -> (ApiServer, String) {
-        let (tx, rx) = std::sync::mpsc::channel();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let path = format!("/var/run/netns/{netns}");
-        let thread = std::thread::spawn(move || {
-            let ns = File::open(&path).expect("open the node netns");
-            // SAFETY: setns on this thread only, with a valid namespace fd.
-            let rc = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
-            assert_eq!(rc, 0, "setns into {path}");
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("tokio runtime");
-            rt.block_on(async move {
-                let server = TestApiServer::start(Config {
-                    objects,
-                    ..Config::default()
-                })
-                .await
-                .expect("start the API test server");
-                tx.send(server.kubeconfig()).expect("report the kubeconfig");
-                let _ = stopped.await;
-            });
-        });
-        let kubeconfig = rx
-            .recv_timeout(Duration::from_secs(20))
-            .expect("the API test server started");
-        let server = ApiServer {
-            stop: Some(stop),
-            thread: Some(thread),
-        };
-        (server, kubeconfig)
-    }
-}
-
-impl Drop for ApiServer {
-    fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-/// A long-running ovnkube-rs process (`ip netns exec` execs it, so the PID is its own),
-/// killed by PID on drop.
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
     }
 }
 
