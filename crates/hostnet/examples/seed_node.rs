@@ -5,29 +5,16 @@
 //!
 //! Run as root: `cargo run -p ovnkube-hostnet --example seed_node`.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use ovnkube_hostnet::agent::{AgentConfig, NodeAgent};
+use ovnkube_hostnet::agent::NodeAgent;
 use ovnkube_hostnet::nodelab::{Layout, NodeLab};
 use ovnkube_hostnet::services::HostService;
 
 fn main() {
     let lab = NodeLab::start(Layout::Uplink);
     lab.add_gateway_topology("microshift-dev");
-    let cfg = AgentConfig {
-        node_name: "microshift-dev".into(),
-        node_ip: "192.168.122.14".parse().unwrap(),
-        bridge: "br-ex".into(),
-        service_cidrs: vec!["10.43.0.0/16".parse().unwrap()],
-        cluster_subnets: vec!["10.42.0.0/16".parse().unwrap()],
-        node_subnet: "10.42.0.0/24".parse().unwrap(),
-        mtu: 1500,
-        sb_remote: lab.sb_remote(),
-        next_hops: vec![],
-        patch_port_timeout: Duration::from_secs(20),
-        cni_conf_path: lab.dir().join("net.d/10-ovn-kubernetes.conf"),
-        cni_conf_extra: serde_json::Map::new(),
-    };
+    let cfg = lab.agent_config("microshift-dev", "192.168.122.14");
     let services = [HostService::seed_nodeport()];
     let t = Instant::now();
     let mut agent = NodeAgent::start(lab.host(), cfg).expect("agent start");

@@ -87,6 +87,25 @@ impl NodeLab {
         format!("unix:{}", self.dir.join("ovnsb_db.sock").display())
     }
 
+    /// An agent configuration for node `node` at `node_ip` in this lab: MicroShift's subnets,
+    /// the lab's SB, and the CNI config under the lab directory.
+    pub fn agent_config(&self, node: &str, node_ip: &str) -> crate::agent::AgentConfig {
+        crate::agent::AgentConfig {
+            node_name: node.into(),
+            node_ip: node_ip.parse().expect("an IPv4 address"),
+            bridge: "br-ex".into(),
+            service_cidrs: vec!["10.43.0.0/16".parse().expect("constant")],
+            cluster_subnets: vec!["10.42.0.0/16".parse().expect("constant")],
+            node_subnet: "10.42.0.0/24".parse().expect("constant"),
+            mtu: 1500,
+            sb_remote: self.sb_remote(),
+            next_hops: vec![],
+            patch_port_timeout: Duration::from_secs(20),
+            cni_conf_path: self.dir.join("net.d/10-ovn-kubernetes.conf"),
+            cni_conf_extra: serde_json::Map::new(),
+        }
+    }
+
     fn env(&self, cmd: &mut Command) {
         for k in [
             "OVS_RUNDIR",

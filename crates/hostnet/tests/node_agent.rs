@@ -3,9 +3,8 @@
 
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
-use std::time::Duration;
 
-use ovnkube_hostnet::agent::{AgentConfig, NodeAgent};
+use ovnkube_hostnet::agent::NodeAgent;
 use ovnkube_hostnet::annotations::{L3_GATEWAY_CONFIG, NODE_MGMT_PORT_MAC};
 use ovnkube_hostnet::facts::Uplink;
 use ovnkube_hostnet::flows::bridge_flows;
@@ -13,23 +12,6 @@ use ovnkube_hostnet::nodelab::{Layout, NodeLab};
 use ovnkube_hostnet::services::HostService;
 
 const NODE: &str = "node1";
-
-fn config(lab: &NodeLab, node_ip: &str) -> AgentConfig {
-    AgentConfig {
-        node_name: NODE.into(),
-        node_ip: node_ip.parse().unwrap(),
-        bridge: "br-ex".into(),
-        service_cidrs: vec!["10.43.0.0/16".parse().unwrap()],
-        cluster_subnets: vec!["10.42.0.0/16".parse().unwrap()],
-        node_subnet: "10.42.0.0/24".parse().unwrap(),
-        mtu: 1500,
-        sb_remote: lab.sb_remote(),
-        next_hops: vec![],
-        patch_port_timeout: Duration::from_secs(20),
-        cni_conf_path: lab.dir().join("net.d/10-ovn-kubernetes.conf"),
-        cni_conf_extra: serde_json::Map::new(),
-    }
-}
 
 fn seed_nodeport() -> HostService {
     HostService::seed_nodeport()
@@ -67,7 +49,8 @@ fn agent_programs_the_no_uplink_node_converges_and_repairs() {
     let lab = NodeLab::start(Layout::NoUplink);
     // As upstream: the agent publishes its gateway annotations before the controller builds
     // ext_<node>, and only then does ovn-controller create the patch port.
-    let mut agent = NodeAgent::start(lab.host(), config(&lab, "10.44.0.0")).expect("agent start");
+    let mut agent =
+        NodeAgent::start(lab.host(), lab.agent_config(NODE, "10.44.0.0")).expect("agent start");
     assert!(agent.annotations()[L3_GATEWAY_CONFIG].contains(r#""ip-addresses":["10.44.0.0/32"]"#));
     assert!(
         agent.sync(&[]).is_err(),
@@ -208,8 +191,8 @@ fn agent_programs_the_no_uplink_node_converges_and_repairs() {
 fn agent_programs_the_uplink_layout_flows_exactly() {
     let lab = NodeLab::start(Layout::Uplink);
     lab.add_gateway_topology(NODE);
-    let mut agent =
-        NodeAgent::start(lab.host(), config(&lab, "192.168.122.14")).expect("agent start");
+    let mut agent = NodeAgent::start(lab.host(), lab.agent_config(NODE, "192.168.122.14"))
+        .expect("agent start");
     agent.wait_for_gateway().expect("patch port");
     assert!(matches!(agent.facts().uplink, Uplink::Port(_)));
     assert_eq!(agent.facts().gateway_ip.to_string(), "192.168.122.14/24");
