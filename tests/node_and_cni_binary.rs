@@ -14,18 +14,18 @@ fn in_ns(lab: &NodeLab, args: &[&str], env: &[(&str, String)], stdin: &str) -> O
     for (k, v) in env {
         cmd.env(k, v);
     }
+    output_with_stdin(&mut cmd, stdin.as_bytes())
+}
+
+/// Runs `cmd` with `stdin` as its standard input (how a runtime hands a CNI plugin its config).
+fn output_with_stdin(cmd: &mut Command, stdin: &[u8]) -> Output {
     let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
     child.wait_with_output().unwrap()
 }
 
@@ -167,19 +167,10 @@ fn the_binary_linked_as_the_upstream_plugin_name_is_the_cni_plugin() {
     let link = dir.join("ovn-k8s-cni-overlay");
     let _ = std::fs::remove_file(&link);
     std::os::unix::fs::symlink(BIN, &link).unwrap();
-    let mut child = Command::new(&link)
-        .env("CNI_COMMAND", "VERSION")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(br#"{"cniVersion":"1.0.0"}"#)
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = output_with_stdin(
+        Command::new(&link).env("CNI_COMMAND", "VERSION"),
+        br#"{"cniVersion":"1.0.0"}"#,
+    );
     std::fs::remove_dir_all(&dir).unwrap();
     assert!(out.status.success());
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
