@@ -1,35 +1,83 @@
 //! The node agent's view of the Kubernetes API: its own Node (node subnet, InternalIP, the
-//! annotations it publishes) and the Services and EndpointSlices its host rules follow.
+//! annotations it publishes) and the Services and EndpointSlices its host rules follow, kept in
+//! reflector stores by watches so a change reaches the host without waiting for a sync period.
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::path::Path;
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::api::{Api, Patch, PatchParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::runtime::reflector::Store;
+use kube::runtime::watcher;
 use kube::Client;
 use ovnkube_desired::annotations::{decode_node_subnets, NODE_SUBNETS};
 use ovnkube_hostnet::net::Ipv4Cidr;
 use tokio::runtime::Runtime;
+
+use crate::controller::watch::{slim_meta, spawn_reflector, Notice};
 
 /// How often the node is polled while waiting for the controller's `node-subnets`.
 const POLL: Duration = Duration::from_millis(500);
 
 /// A blocking client for the calls the node agent makes.
 pub struct NodeApi {
+    /// Multi-threaded so the watches run between the agent's blocking calls.
     rt: Runtime,
     client: Client,
     node: String,
 }
 
+/// Services and EndpointSlices as the watches last saw them, and a signal for each change.
+pub struct ServiceWatch {
+    services: Store<Service>,
+    slices: Store<EndpointSlice>,
+    changes: mpsc::Receiver<()>,
+}
+
+fn owned<K: Clone>(objects: Vec<Arc<K>>) -> Vec<K> {
+    objects.into_iter().map(|o| (*o).clone()).collect()
+}
+
+/// A reflector callback that signals the agent on every notice.
+fn signal<K>(tx: mpsc::Sender<()>) -> impl Fn(Notice<'_, K>) + Send + 'static {
+    // The agent may have stopped listening; nothing to do then.
+    move |_| {
+        let _ = tx.send(());
+    }
+}
+
+/// Changes closer together than this are handled in one sync (a Service and its slice usually
+/// arrive together).
+const DEBOUNCE: Duration = Duration::from_millis(50);
+
+impl ServiceWatch {
+    /// The objects as currently known.
+    pub fn objects(&self) -> (Vec<Service>, Vec<EndpointSlice>) {
+        (owned(self.services.state()), owned(self.slices.state()))
+    }
+
+    /// Waits up to `period` for a change (then a little longer for the rest of a burst);
+    /// returns whether anything changed.
+    pub fn wait_for_change(&self, period: Duration) -> bool {
+        if self.changes.recv_timeout(period).is_err() {
+            return false;
+        }
+        while self.changes.recv_timeout(DEBOUNCE).is_ok() {}
+        true
+    }
+}
+
 impl NodeApi {
     /// Connects with the given kubeconfig.
     pub fn connect(kubeconfig: &Path, node: &str) -> anyhow::Result<NodeApi> {
-        let rt = tokio::runtime::Builder::new_current_thread()
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
             .enable_all()
             .build()?;
         let kc = Kubeconfig::read_from(kubeconfig)
@@ -108,19 +156,36 @@ impl NodeApi {
         Ok(())
     }
 
-    /// Lists every Service and EndpointSlice.
-    pub fn services(&self) -> anyhow::Result<(Vec<Service>, Vec<EndpointSlice>)> {
+    /// Starts watching every Service and EndpointSlice; returns once both are listed.
+    pub fn watch_services(&self) -> anyhow::Result<ServiceWatch> {
+        let (tx, changes) = mpsc::channel();
+        let _guard = self.rt.enter();
+        let services = spawn_reflector(
+            Api::<Service>::all(self.client.clone()),
+            watcher::Config::default(),
+            slim_meta,
+            signal(tx.clone()),
+        );
+        let slices = spawn_reflector(
+            Api::<EndpointSlice>::all(self.client.clone()),
+            watcher::Config::default(),
+            slim_meta,
+            signal(tx),
+        );
         self.rt.block_on(async {
-            let lp = ListParams::default();
-            let svcs = Api::<Service>::all(self.client.clone())
-                .list(&lp)
+            services
+                .wait_until_ready()
                 .await
-                .context("listing Services")?;
-            let slices = Api::<EndpointSlice>::all(self.client.clone())
-                .list(&lp)
+                .context("watching Services")?;
+            slices
+                .wait_until_ready()
                 .await
-                .context("listing EndpointSlices")?;
-            anyhow::Ok((svcs.items, slices.items))
+                .context("watching EndpointSlices")
+        })?;
+        Ok(ServiceWatch {
+            services,
+            slices,
+            changes,
         })
     }
 }

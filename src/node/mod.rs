@@ -3,7 +3,8 @@
 //! Sets the node up (OVS keys, management port, waits for the br-ex patch port), syncs flows,
 //! iptables and `ip` state, writes the CNI config last, then re-syncs every `--sync-period`.
 //! With `--kubeconfig` it waits for the controller's `k8s.ovn.org/node-subnets` on its Node,
-//! publishes its node annotations there and lists Services/EndpointSlices every sync. Without
+//! publishes its node annotations there and watches Services/EndpointSlices, syncing on each
+//! change as well as every period. Without
 //! one, `--node-subnet`, `--node-ip` and `--services-file` (a `kubectl get -o yaml` dump) stand in.
 
 mod api;
@@ -13,7 +14,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use api::NodeApi;
+use api::{NodeApi, ServiceWatch};
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use ovnkube_hostnet::agent::{AgentConfig, NodeAgent};
@@ -138,14 +139,15 @@ fn read_objects(path: &PathBuf) -> anyhow::Result<(Vec<Service>, Vec<EndpointSli
     Ok((services, slices))
 }
 
-/// The Services and EndpointSlices to follow: from the API, else from `--services-file`.
+/// The Services and EndpointSlices to follow: from the API's watches, else from
+/// `--services-file`.
 fn services(
     args: &NodeArgs,
-    api: Option<&NodeApi>,
+    watch: Option<&ServiceWatch>,
     agent: &NodeAgent,
 ) -> anyhow::Result<Vec<HostService>> {
-    let (svcs, slices) = match (api, &args.services_file) {
-        (Some(api), _) => api.services()?,
+    let (svcs, slices) = match (watch, &args.services_file) {
+        (Some(watch), _) => watch.objects(),
         (None, Some(path)) => read_objects(path)?,
         (None, None) => return Ok(Vec::new()),
     };
@@ -203,10 +205,11 @@ pub fn run(args: NodeArgs) -> anyhow::Result<()> {
         .wait_for_gateway()
         .context("waiting for the br-ex patch port")?;
     tracing::info!(node = %args.node_name, facts = ?agent.facts(), "node set up");
+    let watch = api.as_ref().map(NodeApi::watch_services).transpose()?;
     let mut first = true;
     let mut annotations_file_written = false;
     loop {
-        let svcs = services(&args, api.as_ref(), &agent)?;
+        let svcs = services(&args, watch.as_ref(), &agent)?;
         let report = agent.sync(&svcs).context("node sync")?;
         if report.changed() {
             tracing::info!(?report, "host state repaired or updated");
@@ -233,6 +236,12 @@ pub fn run(args: NodeArgs) -> anyhow::Result<()> {
         if args.once {
             return Ok(());
         }
-        std::thread::sleep(Duration::from_secs(args.sync_period));
+        let period = Duration::from_secs(args.sync_period);
+        match &watch {
+            Some(watch) => {
+                watch.wait_for_change(period);
+            }
+            None => std::thread::sleep(period),
+        }
     }
 }
