@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use hyper::header::{HeaderMap, ACCEPT, CONTENT_TYPE};
+use hyper::header::{HeaderMap, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
@@ -27,8 +27,8 @@ use crate::{openapi, tables, RequestRecord};
 pub struct ServerState {
     /// The objects.
     pub store: Arc<Store>,
-    /// Count of requests per (verb, group, resource).
-    pub requests: Mutex<BTreeMap<(String, String, String), u64>>,
+    /// Count of requests per (user, verb, group, resource).
+    pub requests: Mutex<BTreeMap<(String, String, String, String), u64>>,
     /// `host:port` the server is reachable at, for `/api`'s serverAddressByClientCIDRs.
     pub address: String,
     /// How often watches with `allowWatchBookmarks=true` receive a BOOKMARK.
@@ -36,19 +36,25 @@ pub struct ServerState {
 }
 
 impl ServerState {
-    fn record(&self, verb: &str, group: &str, resource: String) {
+    fn record(&self, user: &str, verb: &str, group: &str, resource: String) {
         let mut requests = self.requests.lock().unwrap_or_else(|p| p.into_inner());
         *requests
-            .entry((verb.to_string(), group.to_string(), resource))
+            .entry((
+                user.to_string(),
+                verb.to_string(),
+                group.to_string(),
+                resource,
+            ))
             .or_default() += 1;
     }
 
-    /// The (verb, group, resource) triples seen so far, with counts.
+    /// The (user, verb, group, resource) seen so far, with counts.
     pub fn request_records(&self) -> Vec<RequestRecord> {
         let requests = self.requests.lock().unwrap_or_else(|p| p.into_inner());
         requests
             .iter()
-            .map(|((verb, group, resource), count)| RequestRecord {
+            .map(|((user, verb, group, resource), count)| RequestRecord {
+                user: user.clone(),
                 verb: verb.clone(),
                 group: group.clone(),
                 resource: resource.clone(),
@@ -168,6 +174,16 @@ fn verb_of(
     (!target.status || (status_verb && target.resource.has_status)).then_some(verb)
 }
 
+/// Who sent a request: its bearer token, taken as the user name (a test gives each client a
+/// token naming it, e.g. a ServiceAccount's user), or "" without one. Nothing is authenticated.
+fn user_of(headers: &HeaderMap) -> &str {
+    headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default()
+}
+
 fn content_type(headers: &HeaderMap) -> &str {
     headers
         .get(CONTENT_TYPE)
@@ -239,7 +255,7 @@ fn serve_resource(
     } else {
         resource.plural.to_string()
     };
-    state.record(verb, resource.group, recorded);
+    state.record(user_of(headers), verb, resource.group, recorded);
     if query.contains_key("dryRun") && !matches!(verb, "get" | "list" | "watch") {
         // Persisting a dry run would be worse than refusing it.
         return Err(ApiError::bad_request(format!(

@@ -8,10 +8,10 @@
 //! In a test: `let server = TestApiServer::start(Config::default()).await?;` then point a client
 //! at `server.kubeconfig()` (or `server.url()`); `server.expire_watches()` makes resuming
 //! watches get 410 Gone, `server.close_watches()` ends streams, `server.requests()` lists the
-//! (verb, group, resource) triples seen. From a shell: `kube-test-apiserver --port 0
-//! --load objects.yaml --kubeconfig-out kubeconfig` prints `listening on http://127.0.0.1:PORT`;
-//! `POST /debug/expire-watches`, `POST /debug/close-watches` and `GET /debug/requests` do the
-//! same over HTTP.
+//! (user, verb, group, resource) seen, the user being the client's bearer token. From a shell:
+//! `kube-test-apiserver --port 0 --load objects.yaml --kubeconfig-out kubeconfig` prints
+//! `listening on http://127.0.0.1:PORT`; `POST /debug/expire-watches`,
+//! `POST /debug/close-watches` and `GET /debug/requests` do the same over HTTP.
 
 mod allocator;
 mod defaults;
@@ -76,9 +76,12 @@ impl Default for Config {
     }
 }
 
-/// One (verb, group, resource) the server was asked for, and how often.
+/// One (user, verb, group, resource) the server was asked for, and how often.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RequestRecord {
+    /// The client's bearer token, taken as its user name ("" without one).
+    #[serde(default)]
+    pub user: String,
     /// Kubernetes verb: get, list, watch, create, update, patch, delete, deletecollection.
     pub verb: String,
     /// API group, empty for core.
@@ -244,7 +247,7 @@ impl TestApiServer {
         self.state.store.close_watches();
     }
 
-    /// The (verb, group, resource) triples requested so far, with counts.
+    /// The (user, verb, group, resource) requested so far, with counts.
     pub fn requests(&self) -> Vec<RequestRecord> {
         self.state.request_records()
     }

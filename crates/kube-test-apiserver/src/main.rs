@@ -27,7 +27,7 @@ struct Args {
     /// Number of events kept for watch resumption (older resourceVersions get 410 Gone).
     #[arg(long, default_value_t = 10_000)]
     event_window: usize,
-    /// Where to write the (verb, group, resource) requests seen, as JSON, at shutdown.
+    /// Where to write the (user, verb, group, resource) requests seen, as JSON, at shutdown.
     #[arg(long)]
     requests_out: Option<PathBuf>,
     /// Seconds between BOOKMARK events on watches that allow them.

@@ -36,7 +36,7 @@ pub enum Route {
     OpenApiV3(String, String),
     /// `/healthz`, `/readyz`, `/livez`.
     Health,
-    /// `/debug/requests`: the (verb, group, resource) triples seen.
+    /// `/debug/requests`: the (user, verb, group, resource) seen.
     DebugRequests,
     /// `/debug/expire-watches`: drop the watch history, end watches with 410.
     DebugExpireWatches,

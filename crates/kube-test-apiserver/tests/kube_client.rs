@@ -395,3 +395,26 @@ async fn watch_sends_bookmarks_and_honours_timeout() {
         "the server ends the watch after timeoutSeconds"
     );
 }
+
+#[tokio::test]
+async fn records_the_bearer_token_as_the_user() {
+    let server = TestApiServer::start(Config::default()).await.unwrap();
+    let sa = "system:serviceaccount:ns:sa";
+    let text = server
+        .kubeconfig()
+        .replace("user: {}", &format!("user: {{token: \"{sa}\"}}"));
+    let kubeconfig = Kubeconfig::from_yaml(&text).unwrap();
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .unwrap();
+    let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(Client::try_from(config).unwrap());
+    nodes.list(&ListParams::default()).await.unwrap();
+    let records = server.requests();
+    assert!(
+        records
+            .iter()
+            .any(|r| r.user == sa && r.verb == "list" && r.resource == "nodes"),
+        "{records:?}"
+    );
+    assert!(records.iter().all(|r| r.user == sa), "{records:?}");
+}
