@@ -289,6 +289,7 @@ fn own_option_of(section: &str, key: &str) -> Option<&'static str> {
         ("kubernetes", "kubeconfig") => "k8s-kubeconfig",
         ("kubernetes", "apiserver") => "k8s-apiserver",
         ("kubernetes", "ovn-config-namespace") => "ovn-config-namespace",
+        ("cni", "conf-dir") => "cni-conf-dir",
         ("masterha", "election-lease-duration") => "lease-duration-seconds",
         ("masterha", "election-retry-period") => "lease-retry-seconds",
         _ => return None,

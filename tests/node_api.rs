@@ -241,3 +241,64 @@ fn agent_waits_for_node_subnet_publishes_annotations_and_follows_services() {
         "{ids}"
     );
 }
+
+/// MicroShift's one process: `controller --init-master <node> --init-node <node>` allocates the
+/// node subnet, builds the node's NB topology and does the node work (annotations, host rules,
+/// CNI config in `--cni-conf-dir`), with no separate agent.
+#[test]
+fn controller_with_init_node_does_the_node_work_in_the_same_process() {
+    let lab = NodeLab::start(Layout::NoUplink);
+    let node = json!({
+        "apiVersion": "v1", "kind": "Node", "metadata": {"name": "node1"},
+        "status": {"addresses": [{"type": "InternalIP", "address": "10.44.0.0"}]}
+    });
+    let (_api, api_kubeconfig) = NetnsApiServer::start_in(
+        &lab.netns,
+        vec![node, service("svc-nodeport", "10.43.19.182", 7000, 30700)],
+    );
+    let d = |f: &str| lab.dir().join(f).display().to_string();
+    std::fs::write(d("kubeconfig"), &api_kubeconfig).unwrap();
+    let cni_conf = d("net.d/10-ovn-kubernetes.conf");
+    let _ovnkube = KillOnDrop(
+        Command::new("ip")
+            .args(["netns", "exec", &lab.netns, BIN, "controller"])
+            .args(["--init-master", "node1", "--init-node", "node1"])
+            .arg(format!("--k8s-kubeconfig={}", d("kubeconfig")))
+            .arg(format!("--nb-address=unix:{}", d("ovnnb_db.sock")))
+            .arg(format!("--sb-address=unix:{}", d("ovnsb_db.sock")))
+            .arg(format!("--cni-conf-dir={}", d("net.d")))
+            .args(["--metrics-bind-address", "127.0.0.1:0"])
+            .env("OVS_RUNDIR", d(""))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let started = Instant::now();
+    while !std::path::Path::new(&cni_conf).exists() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no CNI config from the in-process node agent; GR: {}",
+            lab.nbctl(&["--bare", "--columns=name", "find", "Logical_Router"])
+        );
+        sleep(Duration::from_millis(200));
+    }
+    // The controller's half: the node's switch and gateway router, with its subnet.
+    assert_eq!(
+        lab.nbctl(&["get", "Logical_Switch", "node1", "other_config:subnet"]),
+        "\"10.42.0.0/24\"\n"
+    );
+    assert!(lab
+        .nbctl(&["--bare", "--columns=name", "list", "Logical_Router"])
+        .contains("GR_node1"));
+    // The node's half: host rules, the management port and the br-ex flows.
+    assert!(lab
+        .exec("iptables-save", &["-t", "nat"])
+        .contains("--dport 30700 -j DNAT --to-destination 10.43.19.182:7000"));
+    assert!(lab
+        .exec("ip", &["addr", "show", "ovn-k8s-mp0"])
+        .contains("inet 10.42.0.2/24"));
+    assert!(lab.exec("ovs-ofctl", &["dump-flows", "br-ex"]).contains(
+        "nw_dst=10.43.0.0/16 actions=ct(commit,table=2,zone=64001,nat(src=169.254.169.2))"
+    ));
+}

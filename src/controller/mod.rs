@@ -50,6 +50,8 @@ struct ProcessOptions {
     /// `--init-node <node>`: also run the node agent for this node in this process.
     init_node: Option<String>,
     kubeconfig: Option<String>,
+    /// `--cni-conf-dir` (`[cni] conf-dir`): where the node agent writes its CNI config.
+    cni_conf_dir: Option<String>,
     metrics_address: String,
     lease_namespace: String,
     identity: String,
@@ -63,6 +65,7 @@ const OWN_FLAGS: &[&str] = &[
     "ovn-config-namespace",
     "init-master",
     "init-node",
+    "cni-conf-dir",
     "leader-identity",
     "leader-election",
     // Hidden: shorter lease timings for tests of the hand-over (production: 137 s / 26 s).
@@ -104,6 +107,7 @@ fn process_options(own: &[(String, String)]) -> anyhow::Result<ProcessOptions> {
     Ok(ProcessOptions {
         init_node: get("init-node").filter(|s| !s.is_empty()),
         kubeconfig: get("k8s-kubeconfig").filter(|s| !s.is_empty()),
+        cni_conf_dir: get("cni-conf-dir").filter(|s| !s.is_empty()),
         metrics_address: get("metrics-bind-address").unwrap_or_else(|| "127.0.0.1:9409".into()),
         lease_namespace: get("ovn-config-namespace")
             .unwrap_or_else(|| "openshift-ovn-kubernetes".into()),
@@ -140,7 +144,7 @@ pub fn run(args: ControllerArgs) -> anyhow::Result<()> {
     let options = process_options(&parsed.own)?;
     let ovnkube = parsed.ovnkube;
     if let Some(node) = &options.init_node {
-        start_node_agent(node, &ovnkube, options.kubeconfig.as_deref())?;
+        start_node_agent(node, &ovnkube, &options)?;
     }
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -248,9 +252,9 @@ async fn run_async(ovnkube: flags::OvnkubeConfig, options: ProcessOptions) -> an
 fn start_node_agent(
     node: &str,
     ovnkube: &flags::OvnkubeConfig,
-    kubeconfig: Option<&str>,
+    options: &ProcessOptions,
 ) -> anyhow::Result<()> {
-    let args = crate::node::NodeArgs::from_list(&node_agent_flags(node, ovnkube, kubeconfig))?;
+    let args = crate::node::NodeArgs::from_list(&node_agent_flags(node, ovnkube, options))?;
     std::thread::Builder::new()
         .name("node-agent".into())
         .spawn(move || {
@@ -266,7 +270,7 @@ fn start_node_agent(
 fn node_agent_flags(
     node: &str,
     ovnkube: &flags::OvnkubeConfig,
-    kubeconfig: Option<&str>,
+    options: &ProcessOptions,
 ) -> Vec<String> {
     let join = |items: Vec<String>| items.join(",");
     let config = &ovnkube.config;
@@ -290,8 +294,12 @@ fn node_agent_flags(
         "--sb-address".to_owned(),
         ovnkube.sb_address.join(","),
     ];
-    if let Some(k) = kubeconfig {
+    if let Some(k) = &options.kubeconfig {
         list.extend(["--kubeconfig".to_owned(), k.to_owned()]);
+    }
+    if let Some(dir) = &options.cni_conf_dir {
+        let path = std::path::Path::new(dir).join(crate::node::CNI_CONF_FILE);
+        list.extend(["--cni-conf".to_owned(), path.display().to_string()]);
     }
     list
 }
@@ -350,13 +358,15 @@ mod tests {
             "unix:/run/sb.sock",
             "--k8s-kubeconfig",
             "/k",
+            "--cni-conf-dir",
+            "/run/cni",
         ]
         .map(String::from)
         .to_vec();
         let parsed = flags::parse(&args, OWN_FLAGS).unwrap();
         let o = process_options(&parsed.own).unwrap();
         assert_eq!(o.init_node.as_deref(), Some("n1"));
-        let list = node_agent_flags("n1", &parsed.ovnkube, o.kubeconfig.as_deref());
+        let list = node_agent_flags("n1", &parsed.ovnkube, &o);
         let node = crate::node::NodeArgs::from_list(&list).unwrap();
         let text = format!("{node:?}");
         for want in [
@@ -365,6 +375,7 @@ mod tests {
             "unix:/run/sb.sock",
             "\"/k\"",
             "br-ex",
+            "\"/run/cni/10-ovn-kubernetes.conf\"",
         ] {
             assert!(text.contains(want), "{want} missing in {text}");
         }

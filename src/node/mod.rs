@@ -23,6 +23,9 @@ use ovnkube_hostnet::net::Ipv4Cidr;
 use ovnkube_hostnet::services::{host_services, HostService};
 use serde::Deserialize as _;
 
+/// The CNI config's file name in the CNI config directory (upstream's, which MicroShift waits for).
+pub const CNI_CONF_FILE: &str = "10-ovn-kubernetes.conf";
+
 /// Flags of `ovnkube-rs node` (names follow upstream ovnkube where one exists).
 #[derive(clap::Args, Debug)]
 pub struct NodeArgs {
