@@ -19,7 +19,7 @@ use std::process::{Command, Output, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use kube_test_apiserver::load_objects;
+use kube_test_apiserver::{load_objects, RequestRecord};
 use ovnkube_hostnet::nodelab::{Layout, NodeLab};
 use serde_json::Value;
 
@@ -28,6 +28,8 @@ use netns_api::{KillOnDrop as Daemon, NetnsApiServer as ApiServer};
 const SEED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/seed/cluster.yaml");
 /// The seed's node.
 pub const NODE: &str = "microshift-dev";
+/// Where the lab's controller serves `/metrics` (on the node namespace's loopback).
+pub const CONTROLLER_METRICS: &str = "127.0.0.1:29409";
 
 /// Polls `ok` every 100 ms until it holds, panicking with `what` after `timeout`.
 pub fn eventually(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
@@ -91,10 +93,28 @@ fn seed_objects() -> Vec<Value> {
     objects
 }
 
+/// The user the lab's controller authenticates as (its bearer token; the API test server
+/// records requests by it): MicroShift's ServiceAccount of the ovnkube-master pod.
+pub const CONTROLLER_USER: &str =
+    "system:serviceaccount:openshift-ovn-kubernetes:ovn-kubernetes-controller";
+/// The user of the lab's node agent and of the CNI plugin (which reads the agent's kubeconfig).
+pub const NODE_USER: &str = "system:serviceaccount:openshift-ovn-kubernetes:ovn-kubernetes-node";
+
+/// `kubeconfig` (the API test server's, user-less) with `user` as its bearer token.
+fn kubeconfig_as(kubeconfig: &str, user: &str) -> String {
+    kubeconfig.replace("user: {}", &format!("user: {{token: \"{user}\"}}"))
+}
+
 impl E2eLab {
     /// Brings the whole lab up with the `ovnkube-rs` binary `bin` and waits until the node agent
     /// has written the CNI config.
     pub fn start(bin: &Path) -> E2eLab {
+        Self::start_with(bin, &[])
+    }
+
+    /// [`E2eLab::start`] with `controller_flags` appended to the controller's (the last of a
+    /// repeated flag wins, e.g. `--leader-election=true`).
+    pub fn start_with(bin: &Path, controller_flags: &[&str]) -> E2eLab {
         let node = NodeLab::start(Layout::Uplink);
         // The userspace datapath reads the pods' host-side veths with AF_PACKET, so unlike a
         // kernel OVS port they stay live kernel interfaces of the node namespace, and the kernel
@@ -111,25 +131,33 @@ impl E2eLab {
         let dir = node.dir().to_path_buf();
         let d = |f: &str| dir.join(f).display().to_string();
         let kubeconfig = dir.join("kubeconfig");
-        std::fs::write(&kubeconfig, kubeconfig_text).expect("write the kubeconfig");
+        std::fs::write(&kubeconfig, &kubeconfig_text).expect("write the kubeconfig");
+        for (file, user) in [
+            ("kubeconfig-controller", CONTROLLER_USER),
+            ("kubeconfig-node", NODE_USER),
+        ] {
+            std::fs::write(dir.join(file), kubeconfig_as(&kubeconfig_text, user))
+                .expect("write a daemon's kubeconfig");
+        }
+        let controller_args = [
+            "controller",
+            "--init-master",
+            NODE,
+            "--gateway-mode",
+            "local",
+            "--gateway-interface",
+            "br-ex",
+            "--disable-snat-multiple-gws",
+            "--leader-election=false",
+            &format!("--k8s-kubeconfig={}", d("kubeconfig-controller")),
+            &format!("--nb-address=unix:{}", d("ovnnb_db.sock")),
+            &format!("--metrics-bind-address={CONTROLLER_METRICS}"),
+        ];
         let controller = Self::daemon(
             bin,
             &node,
             "controller",
-            &[
-                "controller",
-                "--init-master",
-                NODE,
-                "--gateway-mode",
-                "local",
-                "--gateway-interface",
-                "br-ex",
-                "--disable-snat-multiple-gws",
-                "--leader-election=false",
-                &format!("--k8s-kubeconfig={}", kubeconfig.display()),
-                &format!("--nb-address=unix:{}", d("ovnnb_db.sock")),
-                "--metrics-bind-address=127.0.0.1:29409",
-            ],
+            &[&controller_args[..], controller_flags].concat(),
         );
         let agent = Self::daemon(
             bin,
@@ -138,7 +166,7 @@ impl E2eLab {
             &[
                 "node",
                 &format!("--node-name={NODE}"),
-                &format!("--kubeconfig={}", kubeconfig.display()),
+                &format!("--kubeconfig={}", d("kubeconfig-node")),
                 &format!("--sb-address=unix:{}", d("ovnsb_db.sock")),
                 &format!("--ovs-rundir={}", d("")),
                 &format!("--cni-conf={}", d("net.d/10-ovn-kubernetes.conf")),
@@ -242,6 +270,12 @@ impl E2eLab {
         let result = result.unwrap_or_else(|e| panic!("{e}"));
         assert!(result["ips"][0]["address"].is_string(), "{result}");
         pod
+    }
+
+    /// Every (user, verb, group, resource) the API test server has served so far.
+    pub fn api_requests(&self) -> Vec<RequestRecord> {
+        serde_json::from_str(&self.kubectl(&["get", "--raw", "/debug/requests"], None))
+            .expect("the request records are JSON")
     }
 
     /// The kubeconfig of the API test server (reachable from inside the node namespace).
