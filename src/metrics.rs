@@ -1,12 +1,14 @@
-//! Prometheus metrics and the health endpoints (`/metrics`, `/healthz`, `/readyz`).
+//! Prometheus metrics and the health endpoints (`/metrics`, `/healthz`, `/readyz`) of the
+//! controller (`ovnkube_controller_*`) and the node agent (`ovnkube_node_*`).
 //!
-//! Names follow upstream's `ovnkube_controller_*` where a counterpart exists, so dashboards built
-//! for ovn-kubernetes find them. No label carries an object name (upstream learned that per-Service
+//! Names follow upstream's where a counterpart exists, so dashboards built for ovn-kubernetes
+//! find them (deploy/monitoring/ has ours). No label carries an object name (upstream learned that per-Service
 //! labels explode cardinality); `kind` is one of a handful of values.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use prometheus_client::encoding::{text::encode, EncodeLabelSet};
 use prometheus_client::metrics::counter::Counter;
@@ -134,26 +136,137 @@ impl Metrics {
         self.ready_duration.set(since_start.as_secs_f64());
         self.ready.store(true, Ordering::Release);
     }
+}
+
+/// What the endpoints serve: a registry's exposition and whether the process is ready.
+pub trait Exposition: Send + Sync + 'static {
+    /// The OpenMetrics text exposition.
+    fn encode(&self) -> String;
+    /// Whether `/readyz` answers 200.
+    fn is_ready(&self) -> bool;
+}
+
+fn encode_registry(registry: &Registry) -> String {
+    let mut out = String::new();
+    // Writing to a String cannot fail.
+    let _ = encode(&mut out, registry);
+    out
+}
+
+impl Exposition for Metrics {
+    fn encode(&self) -> String {
+        encode_registry(&self.registry)
+    }
 
     /// True once the first full sync is done.
-    pub fn is_ready(&self) -> bool {
+    fn is_ready(&self) -> bool {
         self.ready.load(Ordering::Acquire)
     }
+}
 
-    /// The OpenMetrics text exposition.
-    pub fn encode(&self) -> String {
-        let mut out = String::new();
-        // Writing to a String cannot fail.
-        let _ = encode(&mut out, &self.registry);
-        out
+/// Every metric of the node agent.
+pub struct NodeMetrics {
+    registry: Registry,
+    pub sync_duration: Histogram,
+    pub sync_errors: Counter,
+    pub host_changes: Counter,
+    last_sync: Gauge<f64, AtomicU64>,
+    ready: AtomicBool,
+}
+
+impl NodeMetrics {
+    /// Creates and registers every metric under the `ovnkube_node` prefix.
+    pub fn new() -> Arc<NodeMetrics> {
+        let mut registry = Registry::with_prefix("ovnkube_node");
+        let m = NodeMetrics {
+            sync_duration: latency_histogram(),
+            sync_errors: Counter::default(),
+            host_changes: Counter::default(),
+            last_sync: Gauge::default(),
+            ready: AtomicBool::new(false),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "sync_duration_seconds",
+            "Time to check and repair flows, iptables and routes once",
+            m.sync_duration.clone(),
+        );
+        registry.register(
+            "sync_errors",
+            "Syncs that failed (retried after the sync period or the next change)",
+            m.sync_errors.clone(),
+        );
+        registry.register(
+            "host_changes",
+            "Syncs that changed host state (repairs or updates)",
+            m.host_changes.clone(),
+        );
+        registry.register(
+            "last_successful_sync_timestamp_seconds",
+            "Unix time of the last successful sync",
+            m.last_sync.clone(),
+        );
+        Arc::new(NodeMetrics { registry, ..m })
     }
+
+    /// Records a successful sync that took `took`.
+    pub fn synced(&self, took: Duration) {
+        self.sync_duration.observe(took.as_secs_f64());
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default();
+        self.last_sync.set(now.as_secs_f64());
+    }
+
+    /// Marks the agent ready (the CNI config is written).
+    pub fn set_ready(&self) {
+        self.ready.store(true, Ordering::Release);
+    }
+}
+
+impl Exposition for NodeMetrics {
+    fn encode(&self) -> String {
+        encode_registry(&self.registry)
+    }
+
+    /// True once the CNI config is written.
+    fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+}
+
+/// Binds `address` and serves the endpoints from a thread of their own, for processes without
+/// a tokio runtime (the node agent); returns the bound address.
+pub fn serve_in_background<E: Exposition>(
+    address: &str,
+    metrics: Arc<E>,
+) -> anyhow::Result<SocketAddr> {
+    use anyhow::Context as _;
+    let listener = std::net::TcpListener::bind(address)
+        .with_context(|| format!("binding metrics on {address}"))?;
+    listener.set_nonblocking(true)?;
+    let bound = listener.local_addr()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()?;
+    std::thread::Builder::new()
+        .name("metrics".into())
+        .spawn(move || {
+            rt.block_on(async move {
+                match TcpListener::from_std(listener) {
+                    Ok(l) => serve(l, metrics).await,
+                    Err(e) => tracing::error!(error = %e, "metrics listener"),
+                }
+            })
+        })?;
+    Ok(bound)
 }
 
 /// Serves `/metrics`, `/healthz` and `/readyz` on `listener` until the task is dropped.
 ///
 /// A deliberately small HTTP/1.1 responder: one request per connection, which is all
 /// Prometheus and kubelet probes need.
-pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>) {
+pub async fn serve<E: Exposition>(listener: TcpListener, metrics: Arc<E>) {
     loop {
         let Ok((mut sock, _)) = listener.accept().await else {
             continue;
@@ -230,5 +343,26 @@ mod tests {
         m.set_ready(Duration::from_millis(1500));
         assert!(get(addr, "/readyz").await.starts_with("HTTP/1.1 200"));
         assert!(get(addr, "/nope").await.starts_with("HTTP/1.1 404"));
+    }
+
+    #[tokio::test]
+    async fn node_metrics_served_from_their_own_thread() {
+        let m = NodeMetrics::new();
+        m.synced(Duration::from_millis(30));
+        m.sync_errors.inc();
+        let addr = serve_in_background("127.0.0.1:0", m.clone()).unwrap();
+        let metrics = get(addr, "/metrics").await;
+        assert!(metrics.contains("ovnkube_node_sync_duration_seconds_count 1"));
+        assert!(metrics.contains("ovnkube_node_sync_errors_total 1"));
+        let last: f64 = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("ovnkube_node_last_successful_sync_timestamp_seconds "))
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(last > 1.7e9, "{metrics}");
+        assert!(get(addr, "/readyz").await.starts_with("HTTP/1.1 503"));
+        m.set_ready();
+        assert!(get(addr, "/readyz").await.starts_with("HTTP/1.1 200"));
     }
 }

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Duration;
 
-use e2e_common::{eventually, E2eLab, CONTROLLER_USER, NODE, NODE_USER};
+use e2e_common::{eventually, E2eLab, CONTROLLER_USER, NODE_USER};
 use serde::Deserialize as _;
 use serde_yaml::Value;
 
@@ -114,71 +114,9 @@ fn used_by(lab: &E2eLab, users: &[&str]) -> BTreeSet<Permission> {
         .collect()
 }
 
-fn kubectl_apply(lab: &E2eLab, manifest: &serde_json::Value) {
-    lab.kubectl(&["apply", "-f", "-"], Some(&manifest.to_string()));
-}
-
 /// Drives the controller and the node agent through every path that talks to the API.
 fn exercise(lab: &mut E2eLab) {
-    // A pod: the controller annotates it with its address, the CNI plugin reads it.
-    kubectl_apply(
-        lab,
-        &serde_json::json!({
-            "apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": "rbac-pod", "namespace": "default"},
-            "spec": {"nodeName": NODE, "containers": [{"name": "c", "image": "x"}]}
-        }),
-    );
-    lab.add_running_pod("default", "rbac-pod");
-    // A node without annotations: the controller allocates its subnet and id.
-    kubectl_apply(
-        lab,
-        &serde_json::json!({
-            "apiVersion": "v1", "kind": "Node", "metadata": {"name": "rbac-node"},
-            "status": {"addresses": [{"type": "InternalIP", "address": "192.168.122.15"}]}
-        }),
-    );
-    // Bad input (an externalIP that is no address): a Warning Event.
-    kubectl_apply(
-        lab,
-        &serde_json::json!({
-            "apiVersion": "v1", "kind": "Service",
-            "metadata": {"name": "rbac-bad-ip", "namespace": "default"},
-            "spec": {"type": "ClusterIP", "externalIPs": ["300.1.2.3"],
-                     "ports": [{"port": 80, "protocol": "TCP"}]}
-        }),
-    );
-    let jsonpath = |args: &[&str]| lab.kubectl(args, None);
-    eventually(
-        "the node subnet of rbac-node",
-        Duration::from_secs(30),
-        || {
-            jsonpath(&[
-                "get",
-                "node",
-                "rbac-node",
-                "-o",
-                "jsonpath={.metadata.annotations.k8s\\.ovn\\.org/node-subnets}",
-            ])
-            .contains("10.42.")
-        },
-    );
-    eventually(
-        "the Event about rbac-bad-ip",
-        Duration::from_secs(30),
-        || {
-            jsonpath(&[
-                "get",
-                "events",
-                "-n",
-                "default",
-                "--field-selector=involvedObject.name=rbac-bad-ip",
-                "-o",
-                "name",
-            ])
-            .contains("event")
-        },
-    );
+    lab.exercise_api("rbac");
     // The Lease renewed at least once (the retry period is 1 s here).
     eventually("a Lease renewal", Duration::from_secs(30), || {
         used_by(lab, &[CONTROLLER_USER]).contains(&(

@@ -11,7 +11,7 @@ mod api;
 
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use api::{NodeApi, ServiceWatch};
@@ -22,6 +22,8 @@ use ovnkube_hostnet::host::Host;
 use ovnkube_hostnet::net::Ipv4Cidr;
 use ovnkube_hostnet::services::{host_services, HostService};
 use serde::Deserialize as _;
+
+use crate::metrics::{serve_in_background, NodeMetrics};
 
 /// The CNI config's file name in the CNI config directory (upstream's, which MicroShift waits for).
 pub const CNI_CONF_FILE: &str = "10-ovn-kubernetes.conf";
@@ -98,6 +100,10 @@ pub struct NodeArgs {
     /// Sync once and exit.
     #[arg(long)]
     once: bool,
+    /// Serve `/metrics` (`ovnkube_node_*`), `/healthz` and `/readyz` (ready once the CNI config
+    /// is written) on this address, as upstream ovnkube's flag of the same name; none without it.
+    #[arg(long = "metrics-bind-address")]
+    metrics_bind_address: Option<String>,
 }
 
 impl NodeArgs {
@@ -198,6 +204,11 @@ pub fn run(args: NodeArgs) -> anyhow::Result<()> {
         cni_conf_path: args.cni_conf.clone(),
         cni_conf_extra: extra,
     };
+    let metrics = NodeMetrics::new();
+    if let Some(address) = &args.metrics_bind_address {
+        let bound = serve_in_background(address, metrics.clone())?;
+        tracing::info!(address = %bound, "serving /metrics, /healthz, /readyz");
+    }
     let mut agent = NodeAgent::start(Host::current(&args.ovs_rundir), cfg).context("node setup")?;
     // Publish first: the controller builds the gateway (and so the patch port) from them.
     let mut published = agent.annotations();
@@ -213,9 +224,24 @@ pub fn run(args: NodeArgs) -> anyhow::Result<()> {
     let mut annotations_file_written = false;
     loop {
         let svcs = services(&args, watch.as_ref(), &agent)?;
-        let report = agent.sync(&svcs).context("node sync")?;
-        if report.changed() {
-            tracing::info!(?report, "host state repaired or updated");
+        let started = Instant::now();
+        match agent.sync(&svcs) {
+            Ok(report) => {
+                metrics.synced(started.elapsed());
+                if report.changed() {
+                    metrics.host_changes.inc();
+                    tracing::info!(?report, "host state repaired or updated");
+                }
+            }
+            // A tool may fail for a moment (xtables lock, OVS restarting): retry after the
+            // period; the CNI config waits for a sync that succeeded.
+            Err(e) if !args.once => {
+                metrics.sync_errors.inc();
+                tracing::error!(error = %e, "node sync failed; retrying");
+                wait(&args, watch.as_ref());
+                continue;
+            }
+            Err(e) => return Err(e).context("node sync"),
         }
         let annotations = agent.annotations();
         if annotations != published {
@@ -234,17 +260,23 @@ pub fn run(args: NodeArgs) -> anyhow::Result<()> {
             if agent.write_cni_config()? {
                 tracing::info!(path = %args.cni_conf.display(), "CNI config written");
             }
+            metrics.set_ready();
             first = false;
         }
         if args.once {
             return Ok(());
         }
-        let period = Duration::from_secs(args.sync_period);
-        match &watch {
-            Some(watch) => {
-                watch.wait_for_change(period);
-            }
-            None => std::thread::sleep(period),
+        wait(&args, watch.as_ref());
+    }
+}
+
+/// Waits for the next sync: the sync period, or a change the watches report.
+fn wait(args: &NodeArgs, watch: Option<&ServiceWatch>) {
+    let period = Duration::from_secs(args.sync_period);
+    match watch {
+        Some(watch) => {
+            watch.wait_for_change(period);
         }
+        None => std::thread::sleep(period),
     }
 }

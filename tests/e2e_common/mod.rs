@@ -10,6 +10,7 @@
 
 pub mod netns_api;
 pub mod probe;
+pub mod prometheus;
 pub mod seed;
 
 use std::fs::File;
@@ -30,6 +31,8 @@ const SEED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/seed/cluster.y
 pub const NODE: &str = "microshift-dev";
 /// Where the lab's controller serves `/metrics` (on the node namespace's loopback).
 pub const CONTROLLER_METRICS: &str = "127.0.0.1:29409";
+/// Where the lab's node agent serves `/metrics`.
+pub const NODE_METRICS: &str = "127.0.0.1:29410";
 
 /// Polls `ok` every 100 ms until it holds, panicking with `what` after `timeout`.
 pub fn eventually(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
@@ -172,6 +175,7 @@ impl E2eLab {
                 &format!("--cni-conf={}", d("net.d/10-ovn-kubernetes.conf")),
                 "--sync-period=1",
                 "--patch-port-timeout=60",
+                &format!("--metrics-bind-address={NODE_METRICS}"),
             ],
         );
         let lab = E2eLab {
@@ -270,6 +274,61 @@ impl E2eLab {
         let result = result.unwrap_or_else(|e| panic!("{e}"));
         assert!(result["ips"][0]["address"].is_string(), "{result}");
         pod
+    }
+
+    /// `kubectl apply` of one object.
+    pub fn apply(&self, object: &Value) {
+        self.kubectl(&["apply", "-f", "-"], Some(&object.to_string()));
+    }
+
+    /// Work through every path of the daemons that talks to the API, named after `tag`: a pod
+    /// (annotated with its address, then wired by the CNI plugin, which reads it), a node without
+    /// annotations (its subnet allocated) and a Service with bad input (a Warning Event and a
+    /// reconcile error). Returns once all three have happened.
+    pub fn exercise_api(&mut self, tag: &str) {
+        let (pod, node, service) = (
+            format!("{tag}-pod"),
+            format!("{tag}-node"),
+            format!("{tag}-bad-ip"),
+        );
+        self.apply(&serde_json::json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": pod, "namespace": "default"},
+            "spec": {"nodeName": NODE, "containers": [{"name": "c", "image": "x"}]}
+        }));
+        self.add_running_pod("default", &pod);
+        self.apply(&serde_json::json!({
+            "apiVersion": "v1", "kind": "Node", "metadata": {"name": node},
+            "status": {"addresses": [{"type": "InternalIP", "address": "192.168.122.15"}]}
+        }));
+        // An externalIP that is no address.
+        self.apply(&serde_json::json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": service, "namespace": "default"},
+            "spec": {"type": "ClusterIP", "externalIPs": ["300.1.2.3"],
+                     "ports": [{"port": 80, "protocol": "TCP"}]}
+        }));
+        let subnets = "jsonpath={.metadata.annotations.k8s\\.ovn\\.org/node-subnets}";
+        eventually(
+            &format!("the subnet of {node}"),
+            Duration::from_secs(30),
+            || {
+                self.kubectl(&["get", "node", &node, "-o", subnets], None)
+                    .contains("10.42.")
+            },
+        );
+        let about = format!("--field-selector=involvedObject.name={service}");
+        eventually(
+            &format!("the Event about {service}"),
+            Duration::from_secs(30),
+            || {
+                self.kubectl(
+                    &["get", "events", "-n", "default", &about, "-o", "name"],
+                    None,
+                )
+                .contains("event")
+            },
+        );
     }
 
     /// Every (user, verb, group, resource) the API test server has served so far.
