@@ -8,6 +8,7 @@
 // Shared by several test binaries; each uses a different part of it.
 #![allow(dead_code)]
 
+pub mod docker;
 pub mod netns_api;
 pub mod probe;
 pub mod prometheus;
@@ -363,19 +364,7 @@ impl E2eLab {
             )
             .env("CNI_PATH", "/opt/cni/bin");
         let out = run_with_stdin(&mut cmd, &conf);
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        if !out.status.success() {
-            return Err(format!(
-                "CNI {command} {}/{}: {stdout} {}",
-                pod.namespace,
-                pod.name,
-                String::from_utf8_lossy(&out.stderr)
-            ));
-        }
-        if stdout.trim().is_empty() {
-            return Ok(Value::Null);
-        }
-        serde_json::from_str(&stdout).map_err(|e| format!("CNI {command} output {stdout:?}: {e}"))
+        cni_result(command, &format!("{}/{}", pod.namespace, pod.name), &out)
     }
 
     /// `ovn-nbctl` against the lab's NB.
@@ -397,13 +386,32 @@ impl E2eLab {
             .output()
             .expect("ovn-trace runs");
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        let port = text
-            .rmatch_indices("output(\"")
-            .next()
-            .and_then(|(i, m)| text[i + m.len()..].split('"').next())
-            .map(String::from);
-        port.ok_or(text)
+        trace_last_output(&text).ok_or(text)
     }
+}
+
+/// The CNI plugin's answer to `command` for `who`: the parsed result (`Null` when it printed
+/// nothing, as DEL does), or its output on failure.
+pub fn cni_result(command: &str, who: &str, out: &Output) -> Result<Value, String> {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    if !out.status.success() {
+        return Err(format!(
+            "CNI {command} {who}: {stdout} {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    if stdout.trim().is_empty() {
+        return Ok(Value::Null);
+    }
+    serde_json::from_str(&stdout).map_err(|e| format!("CNI {command} output {stdout:?}: {e}"))
+}
+
+/// The last `output("...")` port of an `ovn-trace --minimal` text.
+pub fn trace_last_output(text: &str) -> Option<String> {
+    text.rmatch_indices("output(\"")
+        .next()
+        .and_then(|(i, m)| text[i + m.len()..].split('"').next())
+        .map(String::from)
 }
 
 fn run_with_stdin(cmd: &mut Command, stdin: &str) -> Output {

@@ -20,9 +20,14 @@ pub enum Proto {
     Udp,
 }
 
-/// Moves the calling thread into network namespace `netns` (a name under /var/run/netns).
+/// Moves the calling thread into network namespace `netns`: a name under /var/run/netns, or a
+/// path (e.g. /proc/<pid>/ns/net, or a pod's namespace inside a container's /run/netns).
 fn enter(netns: &str) -> std::io::Result<()> {
-    let ns = File::open(format!("/var/run/netns/{netns}"))?;
+    let ns = if netns.starts_with('/') {
+        File::open(netns)?
+    } else {
+        File::open(format!("/var/run/netns/{netns}"))?
+    };
     // SAFETY: setns on the calling thread with a valid namespace fd; no memory is shared.
     if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
         return Err(std::io::Error::last_os_error());
