@@ -11,6 +11,6 @@ cargo fmt --all -- --check
 step "cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 step "shellcheck"
-shellcheck hack/*.sh .ci/run
+shellcheck hack/*.sh .ci/run deploy/kind/*.sh deploy/kind/scripts/* e2e/kind/*.sh
 step "cargo test"
 cargo test --workspace --no-fail-fast 2>&1 | tee /tmp/ovnkube-rs-test.log
