@@ -199,6 +199,61 @@ impl DockerBed {
                         "containers": [{"name": "c", "image": "registry.invalid/pause"}]}})
     }
 
+    /// Creates `count` Pods `<prefix>-<i>` labelled `app` through the API in one request, spread
+    /// round-robin over [`NODES`] as a scheduler would, and starts each; panics on failure.
+    pub fn add_deployment(&mut self, prefix: &str, app: &str, count: usize) -> Vec<BedPod> {
+        let pods: Vec<Value> = (0..count)
+            .map(|i| {
+                Self::pod_object(
+                    "default",
+                    &format!("{prefix}-{i}"),
+                    NODES[i % NODES.len()],
+                    app,
+                )
+            })
+            .collect();
+        let list = json!({"apiVersion": "v1", "kind": "List", "items": pods});
+        let uids = self.kubectl(
+            &[
+                "apply",
+                "--validate=false",
+                "-o",
+                "jsonpath={.items[*].metadata.uid}",
+                "-f",
+                "-",
+            ],
+            Some(&list.to_string()),
+        );
+        let uids: Vec<&str> = uids.split_whitespace().collect();
+        assert_eq!(uids.len(), count, "uids of the created pods: {uids:?}");
+        uids.iter()
+            .enumerate()
+            .map(|(i, uid)| {
+                self.start_pod(
+                    "default",
+                    &format!("{prefix}-{i}"),
+                    NODES[i % NODES.len()],
+                    uid,
+                )
+                .unwrap_or_else(|e| panic!("{e}"))
+            })
+            .collect()
+    }
+
+    /// Pings every address in `ips` from `pod` (one process in its node's container; each
+    /// address gets up to `seconds` for its first reply): the addresses that never answered.
+    pub fn unreachable_from(&self, pod: &BedPod, ips: &[&str], seconds: u32) -> Vec<String> {
+        let script = format!(
+            "for ip in {}; do ip netns exec {} ping -n -q -c 1 -w {seconds} $ip >/dev/null || echo $ip; done",
+            ips.join(" "),
+            pod.netns
+        );
+        self.exec(&pod.node, &["sh", "-c", &script])
+            .split_whitespace()
+            .map(String::from)
+            .collect()
+    }
+
     /// Creates the Pod through the API and starts it on `node` as the kubelet would
     /// ([`DockerBed::start_pod`]).
     pub fn add_pod(&mut self, namespace: &str, name: &str, node: &str, app: &str) -> BedPod {
