@@ -12,17 +12,20 @@ started=$(date +%s.%N)
 step() { printf '\n==> [%6.1fs] %s\n' "$(echo "$(date +%s.%N) - $started" | bc)" "$*"; }
 die() { echo "images.sh: $*" >&2; exit 1; }
 
-# The host's Debian archive URI (not the security archive): deb822 sources first, then sources.list.
-host_mirror() {
-  local uri=""
+# An archive URI from the host's apt configuration (deb822 sources first, then sources.list):
+# `host_uri main` is the Debian archive, `host_uri security` the security archive (may be empty).
+host_uri() {
+  local want=$1 uri=""
   if [[ -r /etc/apt/sources.list.d/debian.sources ]]; then
-    uri=$(awk '/^URIs:/ && $2 !~ /security/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources)
+    uri=$(awk -v want="$want" '/^URIs:/ && ((want == "security") == ($2 ~ /security/)) {print $2; exit}' \
+      /etc/apt/sources.list.d/debian.sources)
   fi
   if [[ -z "$uri" && -r /etc/apt/sources.list ]]; then
-    uri=$(awk '$1 == "deb" && $0 !~ /security/ {for (i = 2; i <= NF; i++) if ($i ~ /^[a-z]+:\/\//) {print $i; exit}}' \
-      /etc/apt/sources.list)
+    uri=$(awk -v want="$want" '$1 == "deb" {for (i = 2; i <= NF; i++) if ($i ~ /^[a-z]+:\/\//) {
+      if ((want == "security") == ($i ~ /security/)) {print $i; exit}; break}}' /etc/apt/sources.list)
   fi
-  [[ -n "$uri" ]] || die "no Debian mirror in /etc/apt/sources.list.d/debian.sources or /etc/apt/sources.list"
+  [[ -n "$uri" || "$want" == security ]] ||
+    die "no Debian mirror in /etc/apt/sources.list.d/debian.sources or /etc/apt/sources.list"
   echo "$uri"
 }
 
@@ -36,7 +39,7 @@ build_base() {
     step "base images present (debian:bookworm, debian:bookworm-slim); --force rebuilds them"
     return
   fi
-  mirror=$(host_mirror)
+  mirror=$(host_uri main)
   if ! command -v debootstrap >/dev/null; then
     step "apt-get install debootstrap"
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debootstrap >/dev/null ||
@@ -83,12 +86,56 @@ EOF
   docker images --format '{{.Repository}}:{{.Tag}} {{.Size}}' debian
 }
 
+# ovnkube-rs:dev from the Dockerfile, in a temporary build context: the files git does not ignore, as
+# they are in the working tree, plus vendor/ and .cargo/config.toml from `cargo vendor` (never in the repo).
+build_project() {
+  local mirror security ctx log old new size t0 mirror_host
+  build_base 0
+  mirror=$(host_uri main)
+  security=$(host_uri security)
+  ctx=$(mktemp -d /tmp/ovnkube-rs-images.XXXXXX)
+  # shellcheck disable=SC2064 # expand $ctx now: the trap must remove this directory
+  trap "rm -rf '$ctx'" EXIT
+  step "build context: the files git does not ignore + cargo vendor"
+  git ls-files -z --cached --others --exclude-standard | tar --null -T - --ignore-failed-read -c 2>/dev/null | tar -x -C "$ctx"
+  mkdir -p "$ctx/.cargo"
+  (cd "$ctx" && cargo vendor --locked vendor >.cargo/config.toml 2>/tmp/ovnkube-rs-images-vendor.log) ||
+    { tail -20 /tmp/ovnkube-rs-images-vendor.log >&2; die "cargo vendor failed"; }
+  echo "context $(du -sh "$ctx" | cut -f1)"
+  old=$(docker image inspect -f '{{.Id}}' ovnkube-rs:dev 2>/dev/null || true)
+  log=/tmp/ovnkube-rs-images-build.log
+  step "docker build -t ovnkube-rs:dev (log: $log)"
+  t0=$(date +%s)
+  docker build --build-arg DEBIAN_MIRROR="$mirror" --build-arg DEBIAN_SECURITY_MIRROR="$security" \
+    -t ovnkube-rs:dev "$ctx" >"$log" 2>&1 || { tail -40 "$log" >&2; die "docker build failed"; }
+  echo "image build time: $(($(date +%s) - t0)) s"
+  rm -rf "$ctx"
+  trap - EXIT
+  new=$(docker image inspect -f '{{.Id}}' ovnkube-rs:dev)
+  # The image this build replaced, now untagged; kept only if something else still uses it.
+  if [[ -n "$old" && "$old" != "$new" ]]; then docker rmi "$old" >/dev/null 2>&1 || true; fi
+  size=$(docker image inspect -f '{{.Size}}' ovnkube-rs:dev)
+  echo "runtime image size: $((size / 1000000)) MB"
+  step "check: docker run ovnkube-rs:dev --help"
+  docker run --rm ovnkube-rs:dev --help >/dev/null || die "ovnkube-rs:dev --help failed"
+  step "check: the mirror's host name is nowhere in the image's history, config or files"
+  mirror_host=${mirror#*://}
+  mirror_host=${mirror_host%%/*}
+  if docker history --no-trunc --format '{{.CreatedBy}}' ovnkube-rs:dev | grep -qF "$mirror_host" ||
+    docker image inspect ovnkube-rs:dev | grep -qF "$mirror_host" ||
+    docker save ovnkube-rs:dev | grep -qaF "$mirror_host"; then
+    die "ovnkube-rs:dev mentions $mirror_host"
+  fi
+  echo "ok: no $mirror_host"
+}
+
 case "${1:-project}" in
   base)
     force=0
     [[ "${2:-}" == --force ]] && force=1
     build_base "$force"
     ;;
+  project) build_project ;;
   *) die "usage: hack/images.sh [base [--force] | project]" ;;
 esac
 step "done"
