@@ -8,11 +8,13 @@ mod e2e_common;
 
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use e2e_common::docker::{BedPod, DockerBed, EXTERNAL_IP, NODES};
 use e2e_common::eventually;
-use e2e_common::probe::{ask_until, PeerEcho, Proto};
+use e2e_common::probe::{ask, ask_until, PeerEcho, Proto};
 use serde_json::json;
 
 const BIN: &str = env!("CARGO_BIN_EXE_ovnkube-rs");
@@ -44,6 +46,19 @@ fn assert_reaches(from: &str, dst: SocketAddr, server: &str, peer_ip: &str, with
     );
 }
 
+/// [`assert_reaches`] from pod `from` to pod `to`'s server on 8080, directly.
+fn assert_pod_reaches(bed: &DockerBed, from: &BedPod, to: &BedPod) {
+    let server = format!("{}:8080", to.ip);
+    let dst = addr(&to.ip, 8080);
+    assert_reaches(
+        &bed.pod_netns(from),
+        dst,
+        &server,
+        &from.ip,
+        Duration::from_secs(20),
+    );
+}
+
 #[test]
 fn pods_and_services_across_nodes() {
     let mut bed = DockerBed::up(Path::new(BIN));
@@ -55,16 +70,8 @@ fn pods_and_services_across_nodes() {
     let within = Duration::from_secs(20);
 
     // pod -> pod across nodes (Geneve), both directions, the client address preserved.
-    for (client, server) in [(&client1, &b), (&client2, &a)] {
-        let to = format!("{}:8080", server.ip);
-        assert_reaches(
-            &bed.pod_netns(client),
-            addr(&server.ip, 8080),
-            &to,
-            &client.ip,
-            within,
-        );
-    }
+    assert_pod_reaches(&bed, &client1, &b);
+    assert_pod_reaches(&bed, &client2, &a);
 
     // pod -> ClusterIP whose only backend is on the other node.
     for (service, client, backend) in [("only-b", &client1, &b), ("only-a", &client2, &a)] {
@@ -303,4 +310,292 @@ fn gateway_paths_with_real_packets() {
         EXTERNAL_IP,
         within,
     );
+}
+
+/// TCP connections from `from` to `dst` every 100 ms on a thread until dropped: how many
+/// failed, and the first failure.
+struct ContinuousProbe {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<(u32, u32, Option<String>)>>,
+}
+
+impl ContinuousProbe {
+    fn start(from: String, dst: SocketAddr) -> ContinuousProbe {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let (mut ok, mut failed, mut first) = (0, 0, None);
+            while !flag.load(Ordering::Relaxed) {
+                match ask(&from, Proto::Tcp, dst, Duration::from_secs(1)) {
+                    Ok(_) => ok += 1,
+                    Err(e) => {
+                        failed += 1;
+                        first.get_or_insert_with(|| format!("{e} after {ok} answers"));
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            (ok, failed, first)
+        });
+        ContinuousProbe {
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops it: (answered, failed, first failure).
+    fn finish(mut self) -> (u32, u32, Option<String>) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread
+            .take()
+            .expect("running")
+            .join()
+            .expect("probe thread")
+    }
+}
+
+impl Drop for ContinuousProbe {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// The management address of `node` (its subnet's .2), from its `k8s.ovn.org/node-subnets`.
+fn mgmt_ip(bed: &DockerBed, node: &str) -> String {
+    let subnets = bed.kubectl(
+        &[
+            "get",
+            "node",
+            node,
+            "-o",
+            r"jsonpath={.metadata.annotations.k8s\.ovn\.org/node-subnets}",
+        ],
+        None,
+    );
+    let subnets: serde_json::Value = serde_json::from_str(&subnets).expect("node-subnets JSON");
+    let subnet = subnets["default"][0].as_str().expect("an IPv4 subnet");
+    let base: std::net::Ipv4Addr = subnet
+        .split('/')
+        .next()
+        .unwrap_or_default()
+        .parse()
+        .expect("IPv4");
+    std::net::Ipv4Addr::from(u32::from(base) + 2).to_string()
+}
+
+/// A node lost: `docker kill`, then (as Kubernetes' controllers would) its endpoints marked not
+/// ready and the Node and its pods deleted through the API. Its NB rows go, the service stops
+/// using its endpoint, and traffic among the surviving nodes never stops. The node comes back:
+/// registered again, a new pod on it is reachable.
+#[test]
+fn node_lost_and_back() {
+    let mut bed = DockerBed::up_with_nodes(Path::new(BIN), 3);
+    let client = bed.add_pod("default", "client", "node1", "client");
+    let b = bed.add_pod("default", "server-b", "node2", "web");
+    let c = bed.add_pod("default", "server-c", "node3", "web");
+    let _servers = serve(&bed, &[&b, &c]);
+    bed.apply(&DockerBed::service("web", json!({"type": "ClusterIP"})));
+    bed.apply(&DockerBed::endpoint_slice("web", &[(&b, true), (&c, true)]));
+    let vip = addr(&bed.service_field("web", "{.spec.clusterIP}"), 80);
+    let within = Duration::from_secs(20);
+    let to_c = format!("{}:8080", c.ip);
+    assert_pod_reaches(&bed, &client, &c);
+    assert_pod_reaches(&bed, &client, &b);
+    let node3_mgmt = mgmt_ip(&bed, "node3");
+    assert!(
+        !bed.node_rows("node3", &node3_mgmt).is_empty(),
+        "node3 has rows in NB"
+    );
+    let lb_has = |bed: &DockerBed, backend: &str| {
+        bed.nbctl(&["--bare", "--columns=vips", "list", "Load_Balancer"])
+            .contains(backend)
+    };
+    assert!(lb_has(&bed, &to_c), "the service uses node3's endpoint");
+
+    let pod_to_pod = ContinuousProbe::start(bed.pod_netns(&client), addr(&b.ip, 8080));
+    bed.docker(&["kill", &e2e_common::docker::container("node3")]);
+    bed.apply(&DockerBed::endpoint_slice(
+        "web",
+        &[(&b, true), (&c, false)],
+    ));
+    eventually("the service to drop node3's endpoint", within, || {
+        !lb_has(&bed, &to_c)
+    });
+    let through_service = ContinuousProbe::start(bed.pod_netns(&client), vip);
+    bed.kubectl(&["delete", "pod", &c.name], None);
+    bed.kubectl(&["delete", "node", "node3"], None);
+    eventually("node3's rows to leave NB", within, || {
+        bed.node_rows("node3", &node3_mgmt).is_empty()
+    });
+    assert!(
+        bed.nbctl(&["--bare", "--columns=name", "list", "Logical_Switch_Port"])
+            .lines()
+            .all(|lsp| lsp != format!("default_{}", c.name)),
+        "the deleted pod's port left NB"
+    );
+    // The surviving nodes' rows stay.
+    for node in ["node1", "node2"] {
+        let mgmt = mgmt_ip(&bed, node);
+        assert!(
+            bed.node_rows(node, &mgmt).len() > 5,
+            "{node}'s rows are still in NB"
+        );
+    }
+
+    // The node comes back: same container, registered again, a new pod on it reachable.
+    bed.docker(&["start", &e2e_common::docker::container("node3")]);
+    bed.register_node("node3");
+    bed.wait_node_ready("node3", Duration::from_secs(90));
+    let c2 = bed.add_pod("default", "server-c2", "node3", "web");
+    let _server_c2 = serve(&bed, &[&c2]);
+    let to_c2 = format!("{}:8080", c2.ip);
+    assert_pod_reaches(&bed, &client, &c2);
+    assert_pod_reaches(&bed, &b, &c2);
+    bed.apply(&DockerBed::endpoint_slice(
+        "web",
+        &[(&b, true), (&c2, true)],
+    ));
+    eventually("the service to use node3's new endpoint", within, || {
+        lb_has(&bed, &to_c2)
+    });
+
+    for (what, probe) in [
+        ("pod -> pod", pod_to_pod),
+        ("pod -> service", through_service),
+    ] {
+        let (ok, failed, first) = probe.finish();
+        assert!(ok > 10, "{what}: only {ok} answers");
+        assert_eq!(
+            failed, 0,
+            "{what} among the surviving nodes failed: {first:?}"
+        );
+    }
+}
+
+/// Every pod address the controller has handed out, from the Pods' `k8s.ovn.org/pod-networks`.
+fn allocated_pod_ips(bed: &DockerBed) -> Vec<String> {
+    let pods: serde_json::Value =
+        serde_json::from_str(&bed.kubectl(&["get", "pods", "-A", "-o", "json"], None))
+            .expect("pod list JSON");
+    pods["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|p| p["metadata"]["annotations"]["k8s.ovn.org/pod-networks"].as_str())
+        .map(|a| {
+            let networks: serde_json::Value = serde_json::from_str(a).expect("pod-networks JSON");
+            networks["default"]["ip_address"]
+                .as_str()
+                .expect("an address")
+                .to_string()
+        })
+        .collect()
+}
+
+/// The pods' logical switch ports in NB (`<namespace>_<name>`).
+fn pod_ports(bed: &DockerBed) -> std::collections::BTreeSet<String> {
+    bed.nbctl(&[
+        "--bare",
+        "--columns=name",
+        "find",
+        "Logical_Switch_Port",
+        "external_ids:pod=true",
+    ])
+    .lines()
+    .filter(|l| !l.is_empty())
+    .map(String::from)
+    .collect()
+}
+
+/// The controller killed (SIGKILL) while pods are being created and deleted: restarted (as the
+/// kubelet restarts its container), it converges and hands no address out twice. Then the
+/// central NB ovsdb-server restarted during churn: the controller reconnects and converges,
+/// nothing lost.
+#[test]
+fn controller_and_nb_restarts_during_pod_churn() {
+    let mut bed = DockerBed::up(Path::new(BIN));
+    let client = bed.add_pod("default", "client", "node1", "client");
+    let mut running = bed.add_deployment("first", "web", 10);
+    let backend = running[1].clone();
+    bed.apply(&DockerBed::service("web", json!({"type": "ClusterIP"})));
+    bed.apply(&DockerBed::endpoint_slice("web", &[(&backend, true)]));
+    let vip = addr(&bed.service_field("web", "{.spec.clusterIP}"), 80);
+    let _server = serve(&bed, &[&backend]);
+    let to_backend = format!("{}:8080", backend.ip);
+    let node_rows_before: Vec<usize> = NODES
+        .iter()
+        .map(|n| bed.node_rows(n, &mgmt_ip(&bed, n)).len())
+        .collect();
+
+    for round in ["controller", "nb"] {
+        let created = bed.create_pods(round, "web", 20);
+        match round {
+            "controller" => {
+                let controller_pid =
+                    |bed: &DockerBed| bed.exec("central", &["cat", "/run/e2e/controller.pid"]);
+                let before = controller_pid(&bed);
+                bed.exec(
+                    "central",
+                    &["sh", "-c", "kill -9 $(cat /run/e2e/controller.pid)"],
+                );
+                eventually("the controller restarted", Duration::from_secs(10), || {
+                    controller_pid(&bed) != before
+                });
+            }
+            _ => {
+                bed.exec("central", &["/e2e/central.sh", "restart-nb"]);
+            }
+        }
+        // Churn on: the new pods start (CNI ADD waits for their addresses), old ones go.
+        for (name, node, uid) in &created {
+            let pod = bed
+                .start_pod("default", name, node, uid)
+                .unwrap_or_else(|e| panic!("{round} round: {e}"));
+            running.push(pod);
+        }
+        for gone in running.drain(2..7).collect::<Vec<_>>() {
+            bed.cni("DEL", &gone).unwrap_or_else(|e| panic!("{e}"));
+            bed.kubectl(&["delete", "pod", &gone.name], None);
+        }
+
+        // Converged: exactly the running pods have ports, no address handed out twice, and
+        // every pod answers.
+        let mut want: std::collections::BTreeSet<String> = running
+            .iter()
+            .map(|p| format!("default_{}", p.name))
+            .collect();
+        want.insert(format!("default_{}", client.name));
+        eventually(
+            &format!("{round} round: NB pod ports"),
+            Duration::from_secs(30),
+            || pod_ports(&bed) == want,
+        );
+        let mut ips = allocated_pod_ips(&bed);
+        let count = ips.len();
+        ips.sort();
+        ips.dedup();
+        assert_eq!(
+            ips.len(),
+            count,
+            "{round} round: an address handed out twice"
+        );
+        let addresses: Vec<&str> = running.iter().map(|p| p.ip.as_str()).collect();
+        let missing = bed.unreachable_from(&client, &addresses, 10);
+        assert!(
+            missing.is_empty(),
+            "{round} round: no answer from {missing:?}"
+        );
+        assert_reaches(
+            &bed.pod_netns(&client),
+            vip,
+            &to_backend,
+            &client.ip,
+            Duration::from_secs(20),
+        );
+        let node_rows: Vec<usize> = NODES
+            .iter()
+            .map(|n| bed.node_rows(n, &mgmt_ip(&bed, n)).len())
+            .collect();
+        assert_eq!(node_rows, node_rows_before, "{round} round: node rows");
+    }
 }

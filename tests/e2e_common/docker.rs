@@ -22,7 +22,7 @@ pub const PREFIX: &str = "ovnkrs-e2e";
 pub const CENTRAL_IP: &str = "172.31.240.10";
 /// The external container's address (the nodes' default gateway).
 pub const EXTERNAL_IP: &str = "172.31.240.100";
-/// The bed's nodes.
+/// The nodes of a bed brought up with [`DockerBed::up`].
 pub const NODES: [&str; 2] = ["node1", "node2"];
 /// Where the driver script keeps the kubeconfig.
 const STATE: &str = "/tmp/ovnkrs-e2e-docker";
@@ -51,6 +51,8 @@ pub struct BedPod {
 pub struct DockerBed {
     /// The script's bring-up time (first `docker run` to every node agent ready).
     pub bringup: Duration,
+    /// Its nodes: node1, node2, ...
+    pub nodes: Vec<String>,
     bin_dir: PathBuf,
     pods: u32,
     _one_at_a_time: MutexGuard<'static, ()>,
@@ -82,10 +84,16 @@ impl DockerBed {
     /// Brings the bed up with the binaries next to `bin` (`ovnkube-rs`; `kube-test-apiserver`
     /// is built beside it by `cargo test --workspace`).
     pub fn up(bin: &Path) -> DockerBed {
+        Self::up_with_nodes(bin, NODES.len())
+    }
+
+    /// [`DockerBed::up`] with `count` nodes.
+    pub fn up_with_nodes(bin: &Path, count: usize) -> DockerBed {
         let guard = BED.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let bin_dir = bin.parent().expect("the binary's directory").to_path_buf();
         let mut bed = DockerBed {
             bringup: Duration::ZERO,
+            nodes: (1..=count).map(|i| format!("node{i}")).collect(),
             bin_dir,
             pods: 0,
             _one_at_a_time: guard,
@@ -103,6 +111,7 @@ impl DockerBed {
     fn script(&self, command: &str) -> String {
         let mut cmd = Command::new(SCRIPT);
         cmd.arg(command)
+            .env("OVNKRS_E2E_NODES", self.nodes.len().to_string())
             .env("OVNKRS_E2E_BIN_DIR", &self.bin_dir)
             .env("OVNKRS_E2E_STATE", STATE);
         must(&mut cmd)
@@ -200,19 +209,27 @@ impl DockerBed {
     }
 
     /// Creates `count` Pods `<prefix>-<i>` labelled `app` through the API in one request, spread
-    /// round-robin over [`NODES`] as a scheduler would, and starts each; panics on failure.
-    pub fn add_deployment(&mut self, prefix: &str, app: &str, count: usize) -> Vec<BedPod> {
-        let pods: Vec<Value> = (0..count)
+    /// round-robin over the nodes as a scheduler would: (name, node, uid) of each.
+    pub fn create_pods(
+        &self,
+        prefix: &str,
+        app: &str,
+        count: usize,
+    ) -> Vec<(String, String, String)> {
+        let placed: Vec<(String, String)> = (0..count)
             .map(|i| {
-                Self::pod_object(
-                    "default",
-                    &format!("{prefix}-{i}"),
-                    NODES[i % NODES.len()],
-                    app,
+                (
+                    format!("{prefix}-{i}"),
+                    self.nodes[i % self.nodes.len()].clone(),
                 )
             })
             .collect();
-        let list = json!({"apiVersion": "v1", "kind": "List", "items": pods});
+        let items: Vec<Value> = placed
+            .iter()
+            .map(|(name, node)| Self::pod_object("default", name, node, app))
+            .collect();
+        let list = json!({"apiVersion": "v1", "kind": "List", "items": items});
+        // kubectl's client-side validation of a List fails against the API test server.
         let uids = self.kubectl(
             &[
                 "apply",
@@ -226,18 +243,71 @@ impl DockerBed {
         );
         let uids: Vec<&str> = uids.split_whitespace().collect();
         assert_eq!(uids.len(), count, "uids of the created pods: {uids:?}");
-        uids.iter()
-            .enumerate()
-            .map(|(i, uid)| {
-                self.start_pod(
-                    "default",
-                    &format!("{prefix}-{i}"),
-                    NODES[i % NODES.len()],
-                    uid,
-                )
-                .unwrap_or_else(|e| panic!("{e}"))
+        placed
+            .into_iter()
+            .zip(uids)
+            .map(|((name, node), uid)| (name, node, uid.to_string()))
+            .collect()
+    }
+
+    /// [`DockerBed::create_pods`], then each started as the kubelet would; panics on failure.
+    pub fn add_deployment(&mut self, prefix: &str, app: &str, count: usize) -> Vec<BedPod> {
+        self.create_pods(prefix, app, count)
+            .into_iter()
+            .map(|(name, node, uid)| {
+                self.start_pod("default", &name, &node, &uid)
+                    .unwrap_or_else(|e| panic!("{e}"))
             })
             .collect()
+    }
+
+    /// Registers node `node` through the API as the kubelet does: labels, Ready, and its
+    /// container's address on the bed's network as InternalIP.
+    pub fn register_node(&self, node: &str) {
+        let ip = self.docker(&[
+            "inspect",
+            "-f",
+            &format!("{{{{(index .NetworkSettings.Networks \"{PREFIX}-net\").IPAddress}}}}"),
+            &container(node),
+        ]);
+        self.apply(&json!({"apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": node,
+                         "labels": {"kubernetes.io/hostname": node, "kubernetes.io/os": "linux"}},
+            "status": {"addresses": [{"type": "InternalIP", "address": ip.trim()},
+                                     {"type": "Hostname", "address": node}],
+                       "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady"}]}}));
+    }
+
+    /// The NB rows a node owns: switches, routers and ports whose names mention `node`, and
+    /// the cluster router's routes and policies through its management address `mgmt_ip`.
+    pub fn node_rows(&self, node: &str, mgmt_ip: &str) -> Vec<String> {
+        let mut rows: Vec<String> = [
+            "Logical_Switch",
+            "Logical_Router",
+            "Logical_Switch_Port",
+            "Logical_Router_Port",
+        ]
+        .iter()
+        .flat_map(|table| {
+            self.nbctl(&["--bare", "--columns=name", "list", table])
+                .lines()
+                .filter(|name| name.contains(node))
+                .map(|name| format!("{table} {name}"))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+        let routing = [
+            self.nbctl(&["lr-route-list", "ovn_cluster_router"]),
+            self.nbctl(&["lr-policy-list", "ovn_cluster_router"]),
+        ];
+        rows.extend(
+            routing
+                .iter()
+                .flat_map(|text| text.lines())
+                .filter(|line| line.split_whitespace().any(|w| w == mgmt_ip))
+                .map(|line| line.trim().to_string()),
+        );
+        rows
     }
 
     /// Pings every address in `ips` from `pod` (one process in its node's container; each
