@@ -3,7 +3,7 @@
 # Idempotent: skips apt when everything is already there.
 set -euo pipefail
 pkgs=(ovn-central ovn-host openvswitch-switch iproute2 iptables iputils-ping netcat-openbsd
-      ethtool bc shellcheck openssl kmod curl prometheus)
+      ethtool bc shellcheck openssl kmod curl prometheus debootstrap)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

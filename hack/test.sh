@@ -14,3 +14,5 @@ step "shellcheck"
 shellcheck hack/*.sh .ci/run deploy/kind/*.sh deploy/kind/scripts/* e2e/kind/*.sh
 step "cargo test"
 cargo test --workspace --no-fail-fast 2>&1 | tee /tmp/ovnkube-rs-test.log
+step "container image (hack/images.sh: Debian base images if missing, docker build, run and history checks)"
+hack/images.sh
