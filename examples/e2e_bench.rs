@@ -15,35 +15,13 @@
 mod e2e_common;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use e2e_common::probe::{ask, Proto};
 use e2e_common::seed::SeedLab;
-
-fn ovnkube_rs_bin() -> anyhow::Result<PathBuf> {
-    if let Some(bin) = std::env::var_os("OVNKUBE_RS_BIN") {
-        return Ok(bin.into());
-    }
-    let exe = std::env::current_exe().context("locating this executable")?;
-    exe.parent()
-        .and_then(|examples| examples.parent())
-        .map(|profile| profile.join("ovnkube-rs"))
-        .filter(|bin| bin.exists())
-        .context("build ovnkube-rs (cargo build --bins) or set OVNKUBE_RS_BIN")
-}
-
-/// p50 and p99 of `samples`, in milliseconds.
-fn percentiles(samples: &mut [Duration]) -> (f64, f64) {
-    samples.sort();
-    let at = |q: f64| {
-        let i = ((samples.len() as f64 * q).ceil() as usize).clamp(1, samples.len()) - 1;
-        samples[i].as_secs_f64() * 1e3
-    };
-    (at(0.50), at(0.99))
-}
+use e2e_common::{bench_args, percentiles};
 
 fn ping_once(netns: &str, ip: &str) -> bool {
     Command::new("ip")
@@ -53,13 +31,7 @@ fn ping_once(netns: &str, ip: &str) -> bool {
 }
 
 fn main() -> anyhow::Result<()> {
-    let n: usize = std::env::args()
-        .nth(1)
-        .map(|s| s.parse())
-        .transpose()
-        .context("N must be a number")?
-        .unwrap_or(100);
-    let bin = ovnkube_rs_bin()?;
+    let (n, bin) = bench_args()?;
     let t0 = Instant::now();
     let mut seed = SeedLab::start(&bin);
     let bring_up = t0.elapsed();

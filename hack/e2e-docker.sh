@@ -99,7 +99,7 @@ run_container() {
 up() {
   BIN=$(bin_dir)
   [[ -x $BIN/ovnkube-rs && -x $BIN/kube-test-apiserver ]] ||
-    die "$BIN lacks ovnkube-rs or kube-test-apiserver"
+    die "$BIN lacks ovnkube-rs or kube-test-apiserver (cargo build -p ovnkube-rs -p kube-test-apiserver --bins)"
   ensure_images
   down >/dev/null
   check_subnet

@@ -360,29 +360,6 @@ impl Drop for ContinuousProbe {
     }
 }
 
-/// The management address of `node` (its subnet's .2), from its `k8s.ovn.org/node-subnets`.
-fn mgmt_ip(bed: &DockerBed, node: &str) -> String {
-    let subnets = bed.kubectl(
-        &[
-            "get",
-            "node",
-            node,
-            "-o",
-            r"jsonpath={.metadata.annotations.k8s\.ovn\.org/node-subnets}",
-        ],
-        None,
-    );
-    let subnets: serde_json::Value = serde_json::from_str(&subnets).expect("node-subnets JSON");
-    let subnet = subnets["default"][0].as_str().expect("an IPv4 subnet");
-    let base: std::net::Ipv4Addr = subnet
-        .split('/')
-        .next()
-        .unwrap_or_default()
-        .parse()
-        .expect("IPv4");
-    std::net::Ipv4Addr::from(u32::from(base) + 2).to_string()
-}
-
 /// A node lost: `docker kill`, then (as Kubernetes' controllers would) its endpoints marked not
 /// ready and the Node and its pods deleted through the API. Its NB rows go, the service stops
 /// using its endpoint, and traffic among the surviving nodes never stops. The node comes back:
@@ -401,7 +378,7 @@ fn node_lost_and_back() {
     let to_c = format!("{}:8080", c.ip);
     assert_pod_reaches(&bed, &client, &c);
     assert_pod_reaches(&bed, &client, &b);
-    let node3_mgmt = mgmt_ip(&bed, "node3");
+    let node3_mgmt = bed.mgmt_ip("node3");
     assert!(
         !bed.node_rows("node3", &node3_mgmt).is_empty(),
         "node3 has rows in NB"
@@ -435,7 +412,7 @@ fn node_lost_and_back() {
     );
     // The surviving nodes' rows stay.
     for node in ["node1", "node2"] {
-        let mgmt = mgmt_ip(&bed, node);
+        let mgmt = bed.mgmt_ip(node);
         assert!(
             bed.node_rows(node, &mgmt).len() > 5,
             "{node}'s rows are still in NB"
@@ -524,7 +501,7 @@ fn controller_and_nb_restarts_during_pod_churn() {
     let to_backend = format!("{}:8080", backend.ip);
     let node_rows_before: Vec<usize> = NODES
         .iter()
-        .map(|n| bed.node_rows(n, &mgmt_ip(&bed, n)).len())
+        .map(|n| bed.node_rows(n, &bed.mgmt_ip(n)).len())
         .collect();
 
     for round in ["controller", "nb"] {
@@ -594,7 +571,7 @@ fn controller_and_nb_restarts_during_pod_churn() {
         );
         let node_rows: Vec<usize> = NODES
             .iter()
-            .map(|n| bed.node_rows(n, &mgmt_ip(&bed, n)).len())
+            .map(|n| bed.node_rows(n, &bed.mgmt_ip(n)).len())
             .collect();
         assert_eq!(node_rows, node_rows_before, "{round} round: node rows");
     }

@@ -6,6 +6,7 @@
 //! them) through /proc, so the probes of [`super::probe`] run unchanged. The bed is removed on
 //! drop, also while unwinding from a failed assertion.
 
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::{Mutex, MutexGuard};
@@ -276,6 +277,36 @@ impl DockerBed {
             "status": {"addresses": [{"type": "InternalIP", "address": ip.trim()},
                                      {"type": "Hostname", "address": node}],
                        "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady"}]}}));
+    }
+
+    /// The management address of `node` (its subnet's .2), from its `k8s.ovn.org/node-subnets`.
+    pub fn mgmt_ip(&self, node: &str) -> String {
+        let subnets = self.kubectl(
+            &[
+                "get",
+                "node",
+                node,
+                "-o",
+                r"jsonpath={.metadata.annotations.k8s\.ovn\.org/node-subnets}",
+            ],
+            None,
+        );
+        let subnets: Value = serde_json::from_str(&subnets).expect("node-subnets JSON");
+        let subnet = subnets["default"][0].as_str().expect("an IPv4 subnet");
+        let base: Ipv4Addr = subnet
+            .split('/')
+            .next()
+            .unwrap_or_default()
+            .parse()
+            .expect("IPv4");
+        Ipv4Addr::from(u32::from(base) + 2).to_string()
+    }
+
+    /// Runs a command inside `pod`'s network namespace in its node's container.
+    pub fn pod_exec(&self, pod: &BedPod, args: &[&str]) -> Output {
+        let mut all = vec!["ip", "netns", "exec", &pod.netns];
+        all.extend_from_slice(args);
+        self.try_exec(&pod.node, &all)
     }
 
     /// The NB rows a node owns: switches, routers and ports whose names mention `node`, and

@@ -35,6 +35,39 @@ pub const CONTROLLER_METRICS: &str = "127.0.0.1:29409";
 /// Where the lab's node agent serves `/metrics`.
 pub const NODE_METRICS: &str = "127.0.0.1:29410";
 
+/// p50 and p99 of `samples`, in milliseconds (for the benchmarks).
+pub fn percentiles(samples: &mut [Duration]) -> (f64, f64) {
+    samples.sort();
+    let at = |q: f64| {
+        let i = ((samples.len() as f64 * q).ceil() as usize).clamp(1, samples.len()) - 1;
+        samples[i].as_secs_f64() * 1e3
+    };
+    (at(0.50), at(0.99))
+}
+
+/// The benchmarks' arguments: the count N (first argument, default 100) and the `ovnkube-rs`
+/// binary (`OVNKUBE_RS_BIN`, or the one of the profile the example was built with).
+pub fn bench_args() -> anyhow::Result<(usize, PathBuf)> {
+    use anyhow::Context;
+    let n = std::env::args()
+        .nth(1)
+        .map(|s| s.parse())
+        .transpose()
+        .context("N must be a number")?
+        .unwrap_or(100);
+    if let Some(bin) = std::env::var_os("OVNKUBE_RS_BIN") {
+        return Ok((n, bin.into()));
+    }
+    let exe = std::env::current_exe().context("locating this executable")?;
+    let bin = exe
+        .parent()
+        .and_then(|examples| examples.parent())
+        .map(|profile| profile.join("ovnkube-rs"))
+        .filter(|bin| bin.exists())
+        .context("build ovnkube-rs (cargo build --bins) or set OVNKUBE_RS_BIN")?;
+    Ok((n, bin))
+}
+
 /// Polls `ok` every 100 ms until it holds, panicking with `what` after `timeout`.
 pub fn eventually(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
     let start = Instant::now();
