@@ -165,6 +165,12 @@ async fn run_async(ovnkube: flags::OvnkubeConfig, options: ProcessOptions) -> an
     let client = kube_client(options.kubeconfig.as_deref()).await?;
     let mut nb_config = ClientConfig::new("OVN_Northbound", ovnkube.nb_address.clone());
     nb_config.leader_only = true;
+    // A service key finds its load balancers by owner, and the gauges count pods and load
+    // balancers, without scanning the tables.
+    nb_config.indexed_external_ids = worker::INDEXED_EXTERNAL_IDS
+        .iter()
+        .map(|k| (*k).to_owned())
+        .collect();
     nb_config.tls = ovnkube.nb_tls.clone();
     let nb = ovsdb::Client::connect(nb_config)
         .await

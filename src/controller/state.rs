@@ -234,6 +234,8 @@ impl ClusterView {
 #[derive(Default)]
 pub struct NodeInfos {
     cache: HashMap<String, (Option<String>, Result<NodeInfo, ObjectError>)>,
+    /// The valid ones sorted by name, kept with the cache (every service key reads them).
+    valid: Vec<NodeInfo>,
 }
 
 impl NodeInfos {
@@ -241,20 +243,30 @@ impl NodeInfos {
     pub fn refresh(&mut self, view: &ClusterView, config: &Config) {
         let nodes = view.nodes.state();
         let mut seen = BTreeSet::new();
+        let mut changed = false;
         for node in nodes {
-            let name = node.metadata.name.clone().unwrap_or_default();
-            let rv = node.metadata.resource_version.clone();
-            let fresh = self
-                .cache
-                .get(&name)
-                .is_some_and(|(cached, _)| *cached == rv);
+            let name = node.metadata.name.as_deref().unwrap_or_default();
+            let rv = &node.metadata.resource_version;
+            let fresh = self.cache.get(name).is_some_and(|(cached, _)| cached == rv);
             if !fresh {
-                self.cache
-                    .insert(name.clone(), (rv, NodeInfo::from_node(&node, config)));
+                changed = true;
+                self.cache.insert(
+                    name.to_owned(),
+                    (rv.clone(), NodeInfo::from_node(&node, config)),
+                );
             }
-            seen.insert(name);
+            seen.insert(name.to_owned());
         }
+        let before = self.cache.len();
         self.cache.retain(|name, _| seen.contains(name));
+        if changed || self.cache.len() != before {
+            self.valid = self
+                .cache
+                .values()
+                .filter_map(|(_, r)| r.as_ref().ok().cloned())
+                .collect();
+            self.valid.sort_by(|a, b| a.name.cmp(&b.name));
+        }
     }
 
     /// The validated node `name`.
@@ -263,13 +275,7 @@ impl NodeInfos {
     }
 
     /// Every valid node, sorted by name.
-    pub fn valid(&self) -> Vec<NodeInfo> {
-        let mut v: Vec<NodeInfo> = self
-            .cache
-            .values()
-            .filter_map(|(_, r)| r.as_ref().ok().cloned())
-            .collect();
-        v.sort_by(|a, b| a.name.cmp(&b.name));
-        v
+    pub fn valid(&self) -> &[NodeInfo] {
+        &self.valid
     }
 }

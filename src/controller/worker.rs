@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::Client;
+use ovnkube_desired::names::LB_OWNER_KEY;
 use ovnkube_desired::{
     cluster_rows, desired_cluster, node_rows, pod_rows, service_rows, Config, Desired, ObjectError,
     OwnerKey, PodInfo, ServiceInfo, Snapshot,
@@ -22,6 +23,10 @@ use crate::metrics::{KindLabel, Metrics};
 
 /// Most keys one transaction carries.
 const MAX_BATCH: usize = 2000;
+
+/// The `external_ids` keys the NB replica indexes: load balancers by owner, pod ports.
+pub const INDEXED_EXTERNAL_IDS: &[&str] = &[LB_OWNER_KEY, POD_KEY];
+const POD_KEY: &str = "pod";
 
 /// Everything the loop works with.
 pub struct Worker {
@@ -172,7 +177,7 @@ impl Worker {
                     return Ok(Desired::default());
                 };
                 let slices = self.view.slices_of(ns, name);
-                service_rows(&self.config, &info, &slices, &self.node_infos.valid())
+                service_rows(&self.config, &info, &slices, self.node_infos.valid())
             }
         }
     }
@@ -321,35 +326,26 @@ impl Worker {
         }
         self.gauges_at = Some(Instant::now());
         let replica = self.nb.replica();
-        let count = |table: &str, pred: &dyn Fn(&ovsdb::Row) -> bool| {
-            replica
-                .table(table)
-                .map(|t| t.rows().filter(|(_, r)| pred(r)).count())
-                .unwrap_or(0) as i64
+        // From the indexes: the worker must not stall on a scan of the replica.
+        let indexed = |table: &str, key: &str| -> i64 {
+            replica.table(table).map_or(0, |t| {
+                t.external_id_values(key)
+                    .map(|v| t.by_external_id(key, v).count())
+                    .sum::<usize>() as i64
+            })
         };
-        let has_ext = |key: &'static str| {
-            move |r: &ovsdb::Row| r.get("external_ids").and_then(|e| e.get(key)).is_some()
-        };
+        let routers = replica.table("Logical_Router").map_or(0, |t| {
+            t.names().filter(|n| n.starts_with("GR_")).count() as i64
+        });
         let set = |kind: &'static str, v: i64| {
             self.metrics
                 .programmed
                 .get_or_create(&KindLabel { kind })
                 .set(v);
         };
-        set("pod", count("Logical_Switch_Port", &has_ext("pod")));
-        set(
-            "service_lb",
-            count("Load_Balancer", &has_ext("k8s.ovn.org/owner")),
-        );
-        set(
-            "node",
-            count("Logical_Router", &|r| {
-                r.get("name")
-                    .and_then(|n| n.as_atom())
-                    .and_then(|a| a.as_str())
-                    .is_some_and(|n| n.starts_with("GR_"))
-            }),
-        );
+        set("pod", indexed("Logical_Switch_Port", POD_KEY));
+        set("service_lb", indexed("Load_Balancer", LB_OWNER_KEY));
+        set("node", routers);
     }
 
     /// Runs until the queue shuts down.

@@ -1,8 +1,9 @@
 //! An in-memory replica of monitored tables, fed by `update` / `update2` / `update3` notifications.
 //!
-//! Rows are kept by uuid with two kinds of secondary index: by the `name` column (for tables
-//! that have one) and by chosen `external_ids` keys (e.g. `k8s.ovn.org/owner`), so the
-//! reconciler finds its rows without scanning.
+//! Rows are kept by uuid with three kinds of secondary index: by the `name` column (for tables
+//! that have one), by chosen `external_ids` keys (e.g. `k8s.ovn.org/owner`), and by reference
+//! (which rows' reference columns hold a uuid), so the reconciler finds its rows, and the rows
+//! that hold them, without scanning.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -52,6 +53,17 @@ impl Table {
     pub fn by_name(&self, name: &str) -> impl Iterator<Item = Uuid> + '_ {
         self.by_name.get(name).into_iter().flatten().copied()
     }
+    /// The `name` values present (each once).
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.by_name.keys().map(String::as_str)
+    }
+    /// The values an indexed `external_ids` key has in some row (each once).
+    pub fn external_id_values(&self, key: &str) -> impl Iterator<Item = &str> {
+        self.by_external_id
+            .get(key)
+            .into_iter()
+            .flat_map(|values| values.keys().map(String::as_str))
+    }
     /// The uuids of rows with `external_ids:key=value`, for an indexed key.
     pub fn by_external_id(&self, key: &str, value: &str) -> impl Iterator<Item = Uuid> + '_ {
         self.by_external_id
@@ -63,12 +75,58 @@ impl Table {
     }
 }
 
+/// One reference to a row: the `column` of row `parent` in `table` holds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Referrer<'a> {
+    pub table: &'a str,
+    pub column: &'a str,
+    pub parent: Uuid,
+}
+
+/// The schema's reference columns, numbered so the reverse index stores a small id per entry.
+#[derive(Debug, Default)]
+struct RefColumns {
+    /// `(table, column)` by id.
+    list: Vec<(String, String)>,
+    /// The reference columns of each table, with their ids.
+    by_table: HashMap<String, Vec<(u32, String)>>,
+}
+
+impl RefColumns {
+    fn of(schema: &DatabaseSchema) -> RefColumns {
+        let mut r = RefColumns::default();
+        for (table, t) in &schema.tables {
+            for (column, c) in &t.columns {
+                let refs = |b: &crate::schema::BaseType| b.ref_table.is_some();
+                if refs(&c.kind.key) || c.kind.value.as_ref().is_some_and(refs) {
+                    let id = r.list.len() as u32;
+                    r.list.push((table.clone(), column.clone()));
+                    r.by_table
+                        .entry(table.clone())
+                        .or_default()
+                        .push((id, column.clone()));
+                }
+            }
+        }
+        r
+    }
+}
+
 /// The replica of one database.
 #[derive(Debug, Clone)]
 pub struct Replica {
     schema: Arc<DatabaseSchema>,
     tables: HashMap<String, Table>,
     indexed_keys: Arc<Vec<String>>,
+    ref_columns: Arc<RefColumns>,
+    /// Referenced uuid -> (reference column id, referring row); uuids are unique across tables.
+    referrers: HashMap<Uuid, Vec<(u32, Uuid)>>,
+}
+
+/// The uuids a datum holds (set members, map keys and values).
+fn uuids_of(d: &Datum) -> impl Iterator<Item = Uuid> + '_ {
+    let pairs = d.pairs().flat_map(|(k, v)| [k, v]);
+    d.atoms().chain(pairs).filter_map(Atom::as_uuid)
 }
 
 /// The `(key, value)` pairs of the row's `external_ids` whose key is indexed.
@@ -93,9 +151,11 @@ impl Replica {
     /// An empty replica that indexes the given `external_ids` keys.
     pub fn new(schema: Arc<DatabaseSchema>, indexed_external_ids: Vec<String>) -> Replica {
         Replica {
+            ref_columns: Arc::new(RefColumns::of(&schema)),
             schema,
             tables: HashMap::new(),
             indexed_keys: Arc::new(indexed_external_ids),
+            referrers: HashMap::new(),
         }
     }
 
@@ -105,6 +165,51 @@ impl Replica {
             schema: self.schema.clone(),
             tables: HashMap::new(),
             indexed_keys: self.indexed_keys.clone(),
+            ref_columns: self.ref_columns.clone(),
+            referrers: HashMap::new(),
+        }
+    }
+
+    /// True when `external_ids:key` is indexed (see [`Table::by_external_id`]).
+    pub fn indexes_external_id(&self, key: &str) -> bool {
+        self.indexed_keys.iter().any(|k| k == key)
+    }
+
+    /// The rows whose reference columns hold `uuid`.
+    pub fn referrers(&self, uuid: &Uuid) -> impl Iterator<Item = Referrer<'_>> {
+        self.referrers
+            .get(uuid)
+            .into_iter()
+            .flatten()
+            .map(|(id, parent)| {
+                let (table, column) = &self.ref_columns.list[*id as usize];
+                Referrer {
+                    table,
+                    column,
+                    parent: *parent,
+                }
+            })
+    }
+
+    /// Adds (or removes) the references `row` of `table` holds to the reverse index.
+    fn index_references(&mut self, table: &str, uuid: Uuid, row: &Row, add: bool) {
+        let Some(columns) = self.ref_columns.by_table.get(table) else {
+            return;
+        };
+        for (id, column) in columns {
+            for child in row.get(column).into_iter().flat_map(uuids_of) {
+                let entry = (*id, uuid);
+                if add {
+                    self.referrers.entry(child).or_default().push(entry);
+                } else if let Some(list) = self.referrers.get_mut(&child) {
+                    if let Some(i) = list.iter().position(|e| *e == entry) {
+                        list.swap_remove(i);
+                    }
+                    if list.is_empty() {
+                        self.referrers.remove(&child);
+                    }
+                }
+            }
         }
     }
 
@@ -149,6 +254,7 @@ impl Replica {
                 }
             }
         }
+        self.index_references(table, uuid, &row, false);
         Some(row)
     }
 
@@ -167,7 +273,12 @@ impl Replica {
             };
             values.entry(v.to_owned()).or_default().insert(uuid);
         }
-        t.rows.insert(uuid, row);
+        self.index_references(table, uuid, &row, true);
+        self.tables
+            .get_mut(table)
+            .expect("inserted above")
+            .rows
+            .insert(uuid, row);
     }
 
     /// Inserts or replaces a whole row.
@@ -348,6 +459,45 @@ mod tests {
                 .count(),
             0
         );
+    }
+
+    #[test]
+    fn referrers_follow_inserts_modifies_and_deletes() {
+        let schema = DatabaseSchema::from_json_str(
+            r#"{"name":"T","version":"1","tables":{
+            "S":{"columns":{"ports":{"type":{"key":{"type":"uuid","refTable":"P"},
+                "min":0,"max":"unlimited"}}},"isRoot":true},
+            "P":{"columns":{"name":{"type":"string"}}}}}"#,
+        )
+        .unwrap();
+        let mut r = Replica::new(Arc::new(schema), vec![]);
+        let (s1, s2, p) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        let holding = |r: &Replica| {
+            let mut v: Vec<Uuid> = r.referrers(&p).map(|x| x.parent).collect();
+            v.sort();
+            v
+        };
+        let ports = |members: Vec<Uuid>| json!({"ports": ["set", members.iter().map(|u| json!(["uuid", u.to_string()])).collect::<Vec<_>>()]});
+        r.apply_update2(&json!({"P": {p.to_string(): {"insert": {"name": "p"}}},
+            "S": {s1.to_string(): {"insert": ports(vec![p])}}}))
+            .unwrap();
+        let first = r.referrers(&p).next().unwrap();
+        assert_eq!(
+            (first.table, first.column, first.parent),
+            ("S", "ports", s1)
+        );
+        r.apply_update2(&json!({"S": {s2.to_string(): {"insert": ports(vec![p])}}}))
+            .unwrap();
+        let mut both = vec![s1, s2];
+        both.sort();
+        assert_eq!(holding(&r), both);
+        // update2 modify toggles the listed member out of s1.
+        r.apply_update2(&json!({"S": {s1.to_string(): {"modify": ports(vec![p])}}}))
+            .unwrap();
+        assert_eq!(holding(&r), [s2]);
+        r.apply_update2(&json!({"S": {s2.to_string(): {"delete": null}}}))
+            .unwrap();
+        assert!(holding(&r).is_empty());
     }
 
     #[test]

@@ -20,6 +20,9 @@
 
 mod ownership;
 mod plan;
+#[cfg(test)]
+#[path = "../tests/common/mod.rs"]
+mod test_common;
 
 use std::collections::BTreeSet;
 

@@ -191,7 +191,7 @@ fn is_weak(replica: &Replica, table: &str, column: &str) -> bool {
 
 /// Computes the operations that make NB hold `desired`, deleting stale owned rows in `scope`.
 pub fn diff(desired: &Desired, replica: &Replica, scope: &Scope) -> Diff {
-    let inv = inventory(replica, desired);
+    let inv = inventory(replica, desired, scope);
     let mut p = Planner {
         replica,
         named: HashMap::new(),

@@ -13,6 +13,7 @@ use ovsdb::ops::{Condition, Function, Mutator, Operation};
 use ovsdb::replica::Replica;
 use ovsdb::schema::DatabaseSchema;
 use ovsdb::{Atom, Datum, Row, Uuid};
+use serde_json::json;
 
 pub fn nb_replica() -> Replica {
     let schema =
@@ -28,6 +29,64 @@ pub fn seed_snapshot() -> Snapshot {
     let (s, _, errors) = Snapshot::from_yaml(&std::fs::read_to_string(path).unwrap()).unwrap();
     assert!(errors.is_empty());
     s
+}
+
+fn generated_node(i: usize) -> serde_json::Value {
+    let name = format!("node-{i}");
+    let l3 = json!({"default": {"mode": "local", "interface-id": format!("br-ex_{name}"),
+        "mac-address": "52:54:00:e2:ed:d0", "ip-addresses": [format!("192.168.{}.{}/16", i / 250, i % 250 + 2)],
+        "next-hops": ["192.168.0.1"], "node-port-enable": "true", "vlan-id": "0"}});
+    json!({"kind": "Node", "metadata": {"name": name, "annotations": {
+        "k8s.ovn.org/node-subnets": json!({"default": [format!("10.42.{i}.0/24")]}).to_string(),
+        "k8s.ovn.org/l3-gateway-config": l3.to_string(),
+        "k8s.ovn.org/node-chassis-id": format!("00000000-0000-0000-0000-{i:012}"),
+        "k8s.ovn.org/node-gateway-router-lrp-ifaddr": json!({"ipv4": format!("100.64.{}.{}/16", (i + 2) / 256, (i + 2) % 256)}).to_string(),
+        "k8s.ovn.org/node-mgmt-port-mac-address": "76:3a:81:5a:05:d7"}}})
+}
+
+fn generated_pod(n: usize, p: usize) -> serde_json::Value {
+    let ip = format!("10.42.{n}.{}", p + 3);
+    let net = json!({"default": {"ip_addresses": [format!("{ip}/24")], "mac_address": format!("0a:58:0a:2a:{n:02x}:{:02x}", p + 3)}});
+    json!({"kind": "Pod", "metadata": {"name": format!("pod-{n}-{p}"), "namespace": "bench",
+        "annotations": {"k8s.ovn.org/pod-networks": net.to_string()}},
+        "spec": {"nodeName": format!("node-{n}"), "containers": []}, "status": {"phase": "Running"}})
+}
+
+fn generated_service(s: usize, nodes: usize, pods: usize) -> [serde_json::Value; 2] {
+    let name = format!("svc-{s}");
+    let eps: Vec<serde_json::Value> = (0..2)
+        .map(|k| {
+            let n = (s + k) % nodes;
+            json!({"addresses": [format!("10.42.{n}.{}", (s + k) % pods + 3)], "conditions": {"ready": true}})
+        })
+        .collect();
+    let mut spec = json!({"clusterIP": format!("10.43.{}.{}", s / 250, s % 250 + 2), "ports": [{"port": 80, "protocol": "TCP"}]});
+    if s % 10 == 0 {
+        spec["type"] = json!("NodePort");
+        spec["ports"][0]["nodePort"] = json!(30000 + s);
+    }
+    [
+        json!({"kind": "Service", "metadata": {"name": name, "namespace": "bench"}, "spec": spec}),
+        json!({"kind": "EndpointSlice", "metadata": {"name": format!("{name}-x"), "namespace": "bench",
+            "labels": {"kubernetes.io/service-name": name}},
+            "addressType": "IPv4", "endpoints": eps, "ports": [{"name": "", "port": 8080, "protocol": "TCP"}]}),
+    ]
+}
+
+/// A generated cluster: `nodes` nodes with `pods` pods each, `services` services with two
+/// endpoints (every tenth a NodePort).
+pub fn generated_snapshot(nodes: usize, pods: usize, services: usize) -> Snapshot {
+    let mut objects = Vec::new();
+    for n in 0..nodes {
+        objects.push(generated_node(n));
+        objects.extend((0..pods).map(|p| generated_pod(n, p)));
+    }
+    for s in 0..services {
+        objects.extend(generated_service(s, nodes, pods));
+    }
+    let (snapshot, _, errors) = Snapshot::from_objects(objects);
+    assert!(errors.is_empty(), "{errors:?}");
+    snapshot
 }
 
 pub fn microshift_config() -> Config {
