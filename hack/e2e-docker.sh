@@ -31,8 +31,18 @@ node_ip() { echo "172.31.240.$((10 + $1))"; }
 # The OVN image is tagged with a hash of its Dockerfile, so an edit rebuilds it.
 ovn_image() { echo "$PREFIX-ovn:$(sha256sum e2e/docker/Dockerfile | cut -c1-12)"; }
 
+# The host's Debian archive URI: deb822 sources first, then sources.list.
 host_mirror() {
-  awk '/^URIs:/ && $2 !~ /security/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources
+  local uri=""
+  if [[ -r /etc/apt/sources.list.d/debian.sources ]]; then
+    uri=$(awk '/^URIs:/ && $2 !~ /security/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources)
+  fi
+  if [[ -z $uri && -r /etc/apt/sources.list ]]; then
+    uri=$(awk '$1 == "deb" && $0 !~ /security/ {for (i = 2; i <= NF; i++) if ($i ~ /^[a-z]+:\/\//) {print $i; exit}}' \
+      /etc/apt/sources.list)
+  fi
+  [[ -n $uri ]] || die "no Debian mirror in the host's apt sources"
+  echo "$uri"
 }
 
 ensure_images() {
@@ -42,6 +52,8 @@ ensure_images() {
   docker image inspect debian:bookworm >/dev/null 2>&1 || hack/images.sh base
   log "docker build $image"
   docker build -q --build-arg DEBIAN_MIRROR="$(host_mirror)" -t "$image" e2e/docker >/dev/null
+  # The first stage's history holds the mirror: drop it (only our labelled, untagged stage).
+  docker image prune -f --filter label=ovnkrs-e2e.stage=rootfs >/dev/null
 }
 
 bin_dir() {

@@ -398,6 +398,19 @@ fn node_lost_and_back() {
     eventually("the service to drop node3's endpoint", within, || {
         !lb_has(&bed, &to_c)
     });
+    // NB has it; node1's flows follow within moments: eight answers in a row (a dead backend
+    // would fail every connection hashed to it) before the continuous probe starts.
+    eventually("node1 to stop using node3's endpoint", within, || {
+        (0..8).all(|_| {
+            ask(
+                &bed.pod_netns(&client),
+                Proto::Tcp,
+                vip,
+                Duration::from_millis(500),
+            )
+            .is_ok()
+        })
+    });
     let through_service = ContinuousProbe::start(bed.pod_netns(&client), vip);
     bed.kubectl(&["delete", "pod", &c.name], None);
     bed.kubectl(&["delete", "node", "node3"], None);
