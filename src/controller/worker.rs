@@ -9,10 +9,10 @@ use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::Client;
 use ovnkube_desired::names::LB_OWNER_KEY;
 use ovnkube_desired::{
-    cluster_rows, desired_cluster, node_rows, pod_rows, service_rows, Config, Desired, ObjectError,
-    OwnerKey, PodInfo, ServiceInfo, Snapshot,
+    cluster_rows, desired_objects, node_rows, pod_rows, service_rows, ClusterObjects, Config,
+    Desired, ObjectError, OwnerKey, PodInfo, ServiceInfo,
 };
-use ovnkube_reconcile::{diff, Scope};
+use ovnkube_reconcile::{diff_owned, Scope};
 use tracing::{debug, info, warn};
 
 use super::allocate::{ensure_node, ensure_pod, needs_address, pod_key, AllocError, Ipam};
@@ -184,26 +184,27 @@ impl Worker {
 
     /// Allocates for every node and pod that lacks addresses, then builds the whole desired state.
     async fn full_rows(&mut self) -> Desired {
-        let mut snapshot = Snapshot::default();
+        // The stores' objects by reference (patched ones where an allocation was written).
+        let mut nodes: Vec<Arc<Node>> = Vec::new();
         for node in self.view.nodes.state() {
             let name = node.metadata.name.clone().unwrap_or_default();
             match self.node_with_addresses(node.clone()).await {
-                Ok(n) => snapshot.nodes.push((*n).clone()),
+                Ok(n) => nodes.push(n),
                 Err(e) => {
                     self.alloc_failed("Node", name, e).await;
-                    snapshot.nodes.push((*node).clone());
+                    nodes.push(node);
                 }
             }
         }
         self.node_infos.refresh(&self.view, &self.config);
+        let mut pods: Vec<Arc<Pod>> = Vec::new();
         for pod in self.view.pods.state() {
             match self.pod_with_address(pod.clone()).await {
-                Ok(p) => snapshot.pods.push((*p).clone()),
+                Ok(p) => pods.push(p),
                 Err(e) => self.alloc_failed("Pod", pod_key(&pod), e).await,
             }
         }
-        let live_nodes: BTreeSet<String> = snapshot
-            .nodes
+        let live_nodes: BTreeSet<String> = nodes
             .iter()
             .filter_map(|n| n.metadata.name.clone())
             .collect();
@@ -219,21 +220,17 @@ impl Worker {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .retain(&live_nodes, &live_pods);
-        snapshot.services = self
-            .view
-            .services
-            .state()
-            .iter()
-            .map(|s| (**s).clone())
-            .collect();
-        snapshot.endpoint_slices = self
-            .view
-            .slices
-            .state()
-            .iter()
-            .map(|s| (**s).clone())
-            .collect();
-        let (desired, errors) = desired_cluster(&self.config, &snapshot);
+        let services = self.view.services.state();
+        let slices = self.view.slices.state();
+        let (desired, errors) = desired_objects(
+            &self.config,
+            ClusterObjects {
+                nodes: &nodes.iter().map(AsRef::as_ref).collect::<Vec<_>>(),
+                pods: &pods.iter().map(AsRef::as_ref).collect::<Vec<_>>(),
+                services: &services.iter().map(AsRef::as_ref).collect::<Vec<_>>(),
+                endpoint_slices: &slices.iter().map(AsRef::as_ref).collect::<Vec<_>>(),
+            },
+        );
         for e in &errors {
             self.report(e).await;
         }
@@ -264,7 +261,8 @@ impl Worker {
         };
         let plan = {
             let replica = self.nb.replica();
-            diff(&desired, &replica, &scope)
+            // The desired rows move into the inserts (a cold start inserts every one of them).
+            diff_owned(desired, &replica, &scope)
         };
         for issue in &plan.issues {
             debug!(%issue, "row not placed yet");

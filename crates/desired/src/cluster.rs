@@ -123,10 +123,39 @@ impl Snapshot {
 
 /// Every desired row of the cluster, and the objects that had to be skipped.
 pub fn desired_cluster(config: &Config, snapshot: &Snapshot) -> (Desired, Vec<ObjectError>) {
+    desired_objects(
+        config,
+        ClusterObjects {
+            nodes: &snapshot.nodes.iter().collect::<Vec<_>>(),
+            pods: &snapshot.pods.iter().collect::<Vec<_>>(),
+            services: &snapshot.services.iter().collect::<Vec<_>>(),
+            endpoint_slices: &snapshot.endpoint_slices.iter().collect::<Vec<_>>(),
+        },
+    )
+}
+
+/// The objects of a cluster by reference (a controller's stores hold them already).
+#[derive(Debug, Clone, Copy)]
+pub struct ClusterObjects<'a> {
+    /// Nodes.
+    pub nodes: &'a [&'a Node],
+    /// Pods.
+    pub pods: &'a [&'a Pod],
+    /// Services.
+    pub services: &'a [&'a Service],
+    /// EndpointSlices.
+    pub endpoint_slices: &'a [&'a EndpointSlice],
+}
+
+/// [`desired_cluster`] of objects held elsewhere.
+pub fn desired_objects(
+    config: &Config,
+    snapshot: ClusterObjects<'_>,
+) -> (Desired, Vec<ObjectError>) {
     let mut d = cluster_rows(config);
     let mut errors = Vec::new();
     let mut nodes = Vec::new();
-    for n in &snapshot.nodes {
+    for n in snapshot.nodes {
         match NodeInfo::from_node(n, config) {
             Ok(info) => {
                 d.extend(node_rows(config, &info));
@@ -135,7 +164,7 @@ pub fn desired_cluster(config: &Config, snapshot: &Snapshot) -> (Desired, Vec<Ob
             Err(e) => errors.push(e),
         }
     }
-    for p in &snapshot.pods {
+    for p in snapshot.pods {
         let info = match PodInfo::from_pod(p) {
             Ok(Some(info)) => info,
             Ok(None) => continue,
@@ -159,7 +188,7 @@ pub fn desired_cluster(config: &Config, snapshot: &Snapshot) -> (Desired, Vec<Ob
     }
     // Slices grouped by service once, so each service only looks at its own.
     let mut slices: BTreeMap<(&str, &str), Vec<EndpointSlice>> = BTreeMap::new();
-    for s in &snapshot.endpoint_slices {
+    for s in snapshot.endpoint_slices {
         let ns = s.metadata.namespace.as_deref().unwrap_or("default");
         if let Some(svc) = s
             .metadata
@@ -170,10 +199,10 @@ pub fn desired_cluster(config: &Config, snapshot: &Snapshot) -> (Desired, Vec<Ob
             slices
                 .entry((ns, svc.as_str()))
                 .or_default()
-                .push(s.clone());
+                .push((*s).clone());
         }
     }
-    for svc in &snapshot.services {
+    for svc in snapshot.services {
         let rows = ServiceInfo::from_service(svc).and_then(|info| match info {
             Some(info) => {
                 let own = slices

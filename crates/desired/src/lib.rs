@@ -40,7 +40,7 @@ mod pod;
 pub mod services;
 mod topology;
 
-pub use cluster::{desired_cluster, Decoded, Snapshot, YamlError};
+pub use cluster::{desired_cluster, desired_objects, ClusterObjects, Decoded, Snapshot, YamlError};
 pub use config::{ClusterSubnet, Config, GatewayMode};
 pub use error::ObjectError;
 pub use model::{row, smap, sset, text, Desired, DesiredRow, Link, NamedRef, OwnerKey, RowId};

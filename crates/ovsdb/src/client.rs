@@ -429,6 +429,13 @@ impl Client {
         let params = serde_json::to_vec(&TransactParams(&self.inner.config.database, &ops))
             .expect("operations serialize");
         let writes = ops.iter().filter(|o| o.is_write()).count();
+        // Only the tables are needed to name a failed operation: a big transaction's operations
+        // are not kept alive while the server works on it.
+        let tables: Vec<String> = ops
+            .iter()
+            .map(|o| o.table().unwrap_or("(commit)").to_owned())
+            .collect();
+        drop(ops);
         let deadline = self.deadline();
         loop {
             let conn = self.wait_connected(deadline).await?;
@@ -453,14 +460,13 @@ impl Client {
                     }
                     // The text was validated as JSON when the message was framed.
                     let v: Value = serde_json::from_str(raw.get()).unwrap_or(Value::Null);
-                    return parse_transact_reply(&v, ops.len()).map_err(|(index, error)| {
+                    return parse_transact_reply(&v, tables.len()).map_err(|(index, error)| {
                         Error::Transact {
                             database: self.inner.config.database.clone(),
                             index,
-                            table: ops
+                            table: tables
                                 .get(index)
-                                .and_then(Operation::table)
-                                .unwrap_or("(commit)")
+                                .map_or("(commit)", String::as_str)
                                 .to_owned(),
                             error,
                         }

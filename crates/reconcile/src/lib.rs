@@ -30,7 +30,7 @@ use ovnkube_desired::{Desired, OwnerKey};
 use ovsdb::ops::Operation;
 use ovsdb::Datum;
 
-pub use plan::diff;
+pub use plan::{diff, diff_owned};
 
 /// Which owned rows a diff may delete.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -189,8 +189,8 @@ fn is_weak(replica: &Replica, table: &str, column: &str) -> bool {
         .is_some_and(|c| !c.kind.key.ref_strong)
 }
 
-/// Computes the operations that make NB hold `desired`, deleting stale owned rows in `scope`.
-pub fn diff(desired: &Desired, replica: &Replica, scope: &Scope) -> Diff {
+/// Everything of a diff but the inserts' columns.
+fn plan(desired: &Desired, replica: &Replica, scope: &Scope) -> Plan {
     let inv = inventory(replica, desired, scope);
     let mut p = Planner {
         replica,
@@ -203,7 +203,7 @@ pub fn diff(desired: &Desired, replica: &Replica, scope: &Scope) -> Diff {
     // 1. Match desired rows (named ones first: children's parents resolve through them).
     let mut updates = Vec::new();
     let mut matched: HashSet<Uuid> = HashSet::new();
-    let mut new_rows: Vec<(&RowId, &DesiredRow, String)> = Vec::new();
+    let mut new_rows: Vec<(usize, &RowId, &DesiredRow, String)> = Vec::new();
     for (i, (id, row)) in desired.rows.iter().enumerate() {
         match p.existing(id) {
             Some(u) => {
@@ -227,7 +227,7 @@ pub fn diff(desired: &Desired, replica: &Replica, scope: &Scope) -> Diff {
             None => {
                 let name = format!("row{i}");
                 p.remember(id, Target::New(name.clone()));
-                new_rows.push((id, row, name));
+                new_rows.push((i, id, row, name));
             }
         }
     }
@@ -264,7 +264,7 @@ pub fn diff(desired: &Desired, replica: &Replica, scope: &Scope) -> Diff {
             .map(|l| l.child)
             .collect();
         let before = unplaceable.len();
-        for (id, _, _) in &new_rows {
+        for (_, id, _, _) in &new_rows {
             if !is_root(replica, id.table()) && !placed.contains(id) {
                 unplaceable.insert(id);
             }
@@ -374,29 +374,22 @@ pub fn diff(desired: &Desired, replica: &Replica, scope: &Scope) -> Diff {
     deletes.sort();
 
     // 4. Assemble: waits, inserts (children first), updates, mutates, deletes.
-    let mut ops = Vec::new();
-    new_rows.retain(|(id, _, _)| !unplaceable.contains(id));
-    new_rows.sort_by_key(|(id, _, _)| insert_rank(id.table()));
-    for (id, row, _) in &new_rows {
-        ops.extend(wait_guard(id, &row.columns));
+    let mut waits = Vec::new();
+    new_rows.retain(|(_, id, _, _)| !unplaceable.contains(id));
+    new_rows.sort_by_key(|(_, id, _, _)| insert_rank(id.table()));
+    for (_, id, row, _) in &new_rows {
+        waits.extend(wait_guard(id, &row.columns));
     }
-    for (id, row, name) in &new_rows {
-        let mut cols: Row = row
-            .columns
-            .iter()
-            .filter(|(_, v)| !v.is_empty())
-            .map(|(c, v)| (c.clone(), v.clone()))
-            .collect();
-        for (column, members) in into_new.remove(name).unwrap_or_default() {
-            cols.insert(column.to_owned(), Datum::Set(members));
-        }
-        ops.push(Operation::Insert {
-            table: id.table().to_owned(),
-            row: cols,
-            uuid_name: Some(name.clone()),
-        });
-    }
-    ops.extend(updates);
+    let inserts = new_rows
+        .into_iter()
+        .map(|(index, id, _, name)| PendingInsert {
+            index,
+            table: id.table(),
+            links: into_new.remove(&name).unwrap_or_default(),
+            name,
+        })
+        .collect();
+    let mut ops = updates;
     // One mutate per parent row, with a delete and an insert per column as needed.
     let mut per_row: BTreeMap<(&str, Uuid), Vec<Mutation>> = BTreeMap::new();
     for ((table, u, column), del) in mutate_delete {
@@ -424,8 +417,71 @@ pub fn diff(desired: &Desired, replica: &Replica, scope: &Scope) -> Diff {
             conditions: vec![Condition::uuid(u)],
         });
     }
-    Diff {
-        ops,
+    Plan {
+        waits,
+        inserts,
+        rest: ops,
         issues: p.issues,
     }
+}
+
+/// A desired row to insert, by its position in the desired rows.
+struct PendingInsert {
+    index: usize,
+    table: &'static str,
+    name: String,
+    /// Members of its reference columns (rows inserted with it, or existing ones).
+    links: BTreeMap<&'static str, BTreeSet<Atom>>,
+}
+
+/// A diff whose inserts still need their rows' columns.
+struct Plan {
+    waits: Vec<Operation>,
+    inserts: Vec<PendingInsert>,
+    /// Updates, mutates, deletes.
+    rest: Vec<Operation>,
+    issues: Vec<String>,
+}
+
+impl Plan {
+    /// The operations, with each insert's columns from `columns(index)`.
+    fn assemble(self, mut columns: impl FnMut(usize) -> Row) -> Diff {
+        let mut ops = self.waits;
+        ops.reserve(self.inserts.len() + self.rest.len());
+        for insert in self.inserts {
+            let mut cols = columns(insert.index);
+            cols.retain(|_, v| !v.is_empty());
+            for (column, members) in insert.links {
+                cols.insert(column.to_owned(), Datum::Set(members));
+            }
+            ops.push(Operation::Insert {
+                table: insert.table.to_owned(),
+                row: cols,
+                uuid_name: Some(insert.name),
+            });
+        }
+        ops.extend(self.rest);
+        Diff {
+            ops,
+            issues: self.issues,
+        }
+    }
+}
+
+/// Computes the operations that make NB hold `desired`, deleting stale owned rows in `scope`.
+pub fn diff(desired: &Desired, replica: &Replica, scope: &Scope) -> Diff {
+    let rows: Vec<&DesiredRow> = desired.rows.values().collect();
+    plan(desired, replica, scope).assemble(|i| rows[i].columns.clone())
+}
+
+/// [`diff`], moving the desired rows into the inserts instead of copying them: a cold start
+/// inserts every row, and needs no second copy of them.
+pub fn diff_owned(desired: Desired, replica: &Replica, scope: &Scope) -> Diff {
+    let plan = plan(&desired, replica, scope);
+    let mut rows: Vec<Option<Row>> = desired
+        .rows
+        .into_values()
+        .map(|r| Some(r.columns))
+        .collect();
+    plan.assemble(|i| rows[i].take().expect("each row is inserted once"))
 }

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use common::{apply, microshift_config, nb_replica, seed_snapshot};
 use ovnkube_desired::names::*;
 use ovnkube_desired::{desired_cluster, Desired, OwnerKey};
-use ovnkube_reconcile::{diff, Diff, Scope};
+use ovnkube_reconcile::{diff, diff_owned, Diff, Scope};
 use ovsdb::ops::{Mutator, Operation};
 use ovsdb::replica::Replica;
 use ovsdb::{Datum, Row, Uuid};
@@ -494,4 +494,28 @@ fn meters_sharing_one_band_as_upstream_writes_them_are_left_alone() {
     );
     let d = diff(&seed_desired(), &r, &Scope::Full);
     assert!(d.ops.is_empty(), "{:?}", kinds(&d));
+}
+
+#[test]
+fn the_owned_diff_is_the_same_diff() {
+    let desired = seed_desired();
+    let empty = nb_replica();
+    let mut converged_but_one = converged();
+    let lb = *converged_but_one
+        .table(LOAD_BALANCER)
+        .unwrap()
+        .rows()
+        .next()
+        .unwrap()
+        .0;
+    converged_but_one.remove(LOAD_BALANCER, lb);
+    for (replica, scope) in [
+        (&empty, Scope::Full),
+        (&converged_but_one, Scope::Full),
+        (&converged_but_one, Scope::of(&desired, [])),
+    ] {
+        let borrowed = diff(&desired, replica, &scope);
+        assert!(!borrowed.ops.is_empty());
+        assert_eq!(diff_owned(desired.clone(), replica, &scope), borrowed);
+    }
 }
