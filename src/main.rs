@@ -96,7 +96,7 @@ fn main() -> anyhow::Result<()> {
     init_logging();
     match cli.command {
         Command::Controller(args) => controller::run(args),
-        Command::Node(args) => node::run(*args),
+        Command::Node(args) => node::run(*args, metrics::NodeMetrics::new()),
         Command::Cni => std::process::exit(cni::run()),
         Command::Render { args } => render::run(&args),
         Command::Sync { args } => sync::run(&args),

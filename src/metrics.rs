@@ -235,6 +235,33 @@ impl Exposition for NodeMetrics {
     }
 }
 
+/// The controller's metrics plus, with `--init-node`, the in-process node agent's: one endpoint
+/// for MicroShift's one process, ready when both are.
+pub struct ProcessMetrics {
+    pub controller: Arc<Metrics>,
+    pub node: Option<Arc<NodeMetrics>>,
+}
+
+impl Exposition for ProcessMetrics {
+    fn encode(&self) -> String {
+        let controller = self.controller.encode();
+        let Some(node) = &self.node else {
+            return controller;
+        };
+        // One exposition may hold one `# EOF` only: its last line.
+        let mut text = controller
+            .strip_suffix("# EOF\n")
+            .unwrap_or(&controller)
+            .to_owned();
+        text.push_str(&node.encode());
+        text
+    }
+
+    fn is_ready(&self) -> bool {
+        self.controller.is_ready() && self.node.as_ref().is_none_or(|n| n.is_ready())
+    }
+}
+
 /// Binds `address` and serves the endpoints from a thread of their own, for processes without
 /// a tokio runtime (the node agent); returns the bound address.
 pub fn serve_in_background<E: Exposition>(

@@ -267,7 +267,8 @@ fn controller_with_init_node_does_the_node_work_in_the_same_process() {
             .arg(format!("--nb-address=unix:{}", d("ovnnb_db.sock")))
             .arg(format!("--sb-address=unix:{}", d("ovnsb_db.sock")))
             .arg(format!("--cni-conf-dir={}", d("net.d")))
-            .args(["--metrics-bind-address", "127.0.0.1:0"])
+            // The namespace's own loopback: no port clash with anything else.
+            .args(["--metrics-bind-address", "127.0.0.1:29409"])
             .env("OVS_RUNDIR", d(""))
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -27,7 +27,7 @@ use tokio::net::TcpListener;
 use tracing::{info, warn};
 
 use crate::flags;
-use crate::metrics::{self, Metrics};
+use crate::metrics::{self, Metrics, NodeMetrics, ProcessMetrics};
 use allocate::Ipam;
 use events::EventRecorder;
 use leader::{LeaderElector, LeaseTiming};
@@ -143,24 +143,33 @@ pub fn run(args: ControllerArgs) -> anyhow::Result<()> {
     }
     let options = process_options(&parsed.own)?;
     let ovnkube = parsed.ovnkube;
-    if let Some(node) = &options.init_node {
-        start_node_agent(node, &ovnkube, &options)?;
-    }
+    let node_metrics = match &options.init_node {
+        Some(node) => Some(start_node_agent(node, &ovnkube, &options)?),
+        None => None,
+    };
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?
-        .block_on(run_async(ovnkube, options))
+        .block_on(run_async(ovnkube, options, node_metrics))
 }
 
-async fn run_async(ovnkube: flags::OvnkubeConfig, options: ProcessOptions) -> anyhow::Result<()> {
+async fn run_async(
+    ovnkube: flags::OvnkubeConfig,
+    options: ProcessOptions,
+    node_metrics: Option<Arc<NodeMetrics>>,
+) -> anyhow::Result<()> {
     let started = Instant::now();
     let metrics = Metrics::new();
     let listener = TcpListener::bind(&options.metrics_address)
         .await
         .with_context(|| format!("binding metrics on {}", options.metrics_address))?;
     info!(address = %listener.local_addr()?, "serving /metrics, /healthz, /readyz");
-    tokio::spawn(metrics::serve(listener, metrics.clone()));
+    let exposed = ProcessMetrics {
+        controller: metrics.clone(),
+        node: node_metrics,
+    };
+    tokio::spawn(metrics::serve(listener, Arc::new(exposed)));
 
     let client = kube_client(options.kubeconfig.as_deref()).await?;
     let mut nb_config = ClientConfig::new("OVN_Northbound", ovnkube.nb_address.clone());
@@ -254,22 +263,25 @@ async fn run_async(ovnkube: flags::OvnkubeConfig, options: ProcessOptions) -> an
 }
 
 /// Runs the node agent on its own thread, as MicroShift's single ovnkube process does with
-/// `--init-master <node> --init-node <node>`; the process ends if the agent fails.
+/// `--init-master <node> --init-node <node>`; the process ends if the agent fails. Its metrics
+/// are served with the controller's, on the one `--metrics-bind-address`.
 fn start_node_agent(
     node: &str,
     ovnkube: &flags::OvnkubeConfig,
     options: &ProcessOptions,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Arc<NodeMetrics>> {
     let args = crate::node::NodeArgs::from_list(&node_agent_flags(node, ovnkube, options))?;
+    let metrics = NodeMetrics::new();
+    let agent_metrics = metrics.clone();
     std::thread::Builder::new()
         .name("node-agent".into())
         .spawn(move || {
-            if let Err(e) = crate::node::run(args) {
+            if let Err(e) = crate::node::run(args, agent_metrics) {
                 tracing::error!(error = %format!("{e:#}"), "the node agent failed; exiting");
                 std::process::exit(1);
             }
         })?;
-    Ok(())
+    Ok(metrics)
 }
 
 /// The node agent's flags for the ovnkube configuration the controller was given.

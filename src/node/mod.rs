@@ -11,6 +11,7 @@ mod api;
 
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
@@ -163,8 +164,9 @@ fn services(
     Ok(host_services(&svcs, &slices, &agent.host_ips()))
 }
 
-/// Runs the node agent until killed (or once with `--once`).
-pub fn run(args: NodeArgs) -> anyhow::Result<()> {
+/// Runs the node agent until killed (or once with `--once`), recording into `metrics` (served
+/// on `--metrics-bind-address` if given).
+pub fn run(args: NodeArgs, metrics: Arc<NodeMetrics>) -> anyhow::Result<()> {
     let mut extra = serde_json::Map::new();
     extra.insert("mtu".into(), args.mtu.into());
     extra.insert(
@@ -204,7 +206,6 @@ pub fn run(args: NodeArgs) -> anyhow::Result<()> {
         cni_conf_path: args.cni_conf.clone(),
         cni_conf_extra: extra,
     };
-    let metrics = NodeMetrics::new();
     if let Some(address) = &args.metrics_bind_address {
         let bound = serve_in_background(address, metrics.clone())?;
         tracing::info!(address = %bound, "serving /metrics, /healthz, /readyz");
