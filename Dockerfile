@@ -7,51 +7,47 @@
 # The build never reaches crates.io: it compiles offline from vendor/.
 #
 # DEBIAN_MIRROR and DEBIAN_SECURITY_MIRROR (archive URIs, optional) are apt sources for base images
-# that carry none (hack/images.sh imports such images); official images use their own sources. Each
-# RUN writes them, uses them and deletes them, and the final image is one layer copied from the
-# runtime-rootfs stage, so neither its files nor its `docker history` name the mirror (the classic
-# builder records build arguments in the history of every RUN of a stage that declares them).
+# that carry none (hack/images.sh imports such images); hack/apt-build.sh writes, uses and deletes
+# them within one RUN. The final image is one layer copied from the runtime-rootfs stage, so neither
+# its files nor its `docker history` name the mirror (the classic builder records build arguments in
+# the history of every RUN of a stage that declares them). The stage labels let hack/images.sh
+# remove the stage images of earlier builds.
 
 FROM debian:bookworm AS builder
 ARG DEBIAN_MIRROR=
 ARG DEBIAN_SECURITY_MIRROR=
-# rustc-web/cargo-web: Debian 12's current Rust (bookworm-security carries 1.96; /usr/bin/cargo).
-RUN set -eu; \
-    if [ -n "$DEBIAN_MIRROR" ]; then echo "deb $DEBIAN_MIRROR bookworm main" >>/etc/apt/sources.list.d/build.list; fi; \
-    if [ -n "$DEBIAN_SECURITY_MIRROR" ]; then echo "deb $DEBIAN_SECURITY_MIRROR bookworm-security main" >>/etc/apt/sources.list.d/build.list; fi; \
-    apt-get update -qq; \
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends rustc-web cargo-web gcc libc6-dev >/dev/null; \
-    rm -rf /etc/apt/sources.list.d/build.list /var/lib/apt/lists/*; \
-    cargo --version
+COPY hack/apt-build.sh /usr/local/sbin/apt-build
+# rustc-web/cargo-web: Debian 12's current Rust (1.96 from bookworm-security), as /usr/bin/cargo.
+RUN apt-build apt-get install -y -qq --no-install-recommends rustc-web cargo-web gcc libc6-dev >/dev/null \
+ && cargo --version
 WORKDIR /src
 COPY . .
 RUN test -d vendor -a -f .cargo/config.toml || \
       { echo "no vendor/ and .cargo/config.toml: run hack/images.sh, or cargo vendor as above" >&2; exit 1; }; \
     CARGO_PROFILE_RELEASE_STRIP=symbols cargo build --release --offline --locked -p ovnkube-rs --bin ovnkube-rs \
  && install -D target/release/ovnkube-rs /out/usr/bin/ovnkube-rs
+LABEL ovnkube-rs.stage=builder
 
 FROM debian:bookworm-slim AS runtime-rootfs
 ARG DEBIAN_MIRROR=
 ARG DEBIAN_SECURITY_MIRROR=
+COPY hack/apt-build.sh /tmp/apt-build
 # ovs-vsctl and ovs-ofctl come as files from the OVS packages, with only their shared libraries
 # installed: the packages themselves would add python3 and the OVS daemons (+66 MB) that the
 # image never runs (it talks to the host's ovsdb-server and ovs-vswitchd through their sockets).
-RUN set -eu; \
-    if [ -n "$DEBIAN_MIRROR" ]; then echo "deb $DEBIAN_MIRROR bookworm main" >>/etc/apt/sources.list.d/build.list; fi; \
-    if [ -n "$DEBIAN_SECURITY_MIRROR" ]; then echo "deb $DEBIAN_SECURITY_MIRROR bookworm-security main" >>/etc/apt/sources.list.d/build.list; fi; \
-    apt-get update -qq; \
-    cd /tmp; \
-    apt-get download -qq openvswitch-common openvswitch-switch; \
-    ovs_libs=$(for deb in openvswitch-*.deb; do dpkg-deb -f "$deb" Depends; done \
-      | tr ',|' '\n\n' | sed 's/(.*//; s/ //g' | grep '^lib' | sort -u); \
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-      iproute2 iptables procps $ovs_libs >/dev/null; \
-    dpkg-deb --fsys-tarfile openvswitch-common_*.deb | tar -x -C / ./usr/bin/ovs-ofctl; \
-    dpkg-deb --fsys-tarfile openvswitch-switch_*.deb | tar -x -C / ./usr/bin/ovs-vsctl; \
-    rm -f openvswitch-*.deb; \
-    rm -rf /etc/apt/sources.list.d/build.list /var/lib/apt/lists/* /var/log/apt /var/log/dpkg.log /var/cache/debconf/*-old; \
-    ovs-vsctl --version >/dev/null; ovs-ofctl --version >/dev/null; iptables-restore --version
+RUN /tmp/apt-build sh -euc ' \
+      cd /tmp; \
+      apt-get download -qq openvswitch-common openvswitch-switch; \
+      ovs_libs=$(for deb in openvswitch-*.deb; do dpkg-deb -f "$deb" Depends; done \
+        | tr ",|" "\n\n" | sed "s/(.*//; s/ //g" | grep "^lib" | sort -u); \
+      apt-get install -y -qq --no-install-recommends iproute2 iptables procps $ovs_libs >/dev/null; \
+      dpkg-deb --fsys-tarfile openvswitch-common_*.deb | tar -x -C / ./usr/bin/ovs-ofctl; \
+      dpkg-deb --fsys-tarfile openvswitch-switch_*.deb | tar -x -C / ./usr/bin/ovs-vsctl; \
+      rm -f openvswitch-*.deb' \
+ && rm -rf /tmp/apt-build /var/log/apt /var/log/dpkg.log /var/cache/debconf/*-old \
+ && ovs-vsctl --version >/dev/null && ovs-ofctl --version >/dev/null && iptables-restore --version
 COPY --from=builder /out/ /
+LABEL ovnkube-rs.stage=runtime-rootfs
 
 FROM scratch
 COPY --from=runtime-rootfs / /
