@@ -8,6 +8,9 @@ set -euo pipefail
 : "${NODE_NAME:?}" "${CENTRAL_IP:?}" "${GATEWAY_IP:?}"
 BIN=/opt/ovnkube-rs
 mkdir -p /run/openvswitch /var/log/openvswitch /etc/openvswitch /run/ovn /var/log/ovn /run/e2e
+# The CNI config is the agent's readiness signal: a restarted node is not ready until its agent
+# has synced again.
+rm -f /etc/cni/net.d/10-ovn-kubernetes.conf
 # A fresh OVS database on every start (the chassis id stays the node name).
 rm -f /etc/openvswitch/conf.db
 ovsdb-tool create /etc/openvswitch/conf.db /usr/share/openvswitch/vswitch.ovsschema
