@@ -266,10 +266,11 @@ fn gateway_paths_are_programmed_for_every_node() {
 /// The same gateway flows with real packets. On this machine's userspace datapath (OVS 3.1
 /// dpif-netdev) the SYN is dropped inside ovs-vswitchd before it reaches the backend: br-ex's ct
 /// zone 64001, the GR's ct_dnat, the LB's dp_hash, ct_lb, GR undnat, force-SNAT and the pod's
-/// ct zone need seven recirculations and MAX_RECIRC_DEPTH is 6 (coverage counter
-/// `datapath_drop_recirc_error`, "Max recirculation depth exceeded" in ovs-vswitchd.log; the
-/// retransmits then hit a userspace conntrack assertion that restarts nothing but kills
-/// ovs-vswitchd). MicroShift runs the kernel datapath, which has no such limit.
+/// ct zone need seven recirculations and MAX_RECIRC_DEPTH is 6 (on the backend's node: coverage
+/// counter `datapath_drop_recirc_error`, "Max recirculation depth exceeded" in ovs-vswitchd.log;
+/// the retransmits then hit a userspace conntrack assertion that kills ovs-vswitchd). From the
+/// other node the SYN does not get through the tunnel either (e2e/docker/README.md). MicroShift
+/// runs the kernel datapath, which has no such limit.
 #[test]
 #[ignore = "userspace datapath: br-ex -> GR -> pod needs 7 recirculations, dpif-netdev drops at depth 6 (datapath_drop_recirc_error); connections time out"]
 fn gateway_paths_with_real_packets() {
