@@ -44,7 +44,8 @@ until ovs-vsctl br-exists br-int; do sleep 0.05; done
 while true; do
   "$BIN/ovnkube-rs" node --node-name "$NODE_NAME" --kubeconfig /e2e-state/kubeconfig \
     --sb-address "tcp:$CENTRAL_IP:6642" --cni-conf /etc/cni/net.d/10-ovn-kubernetes.conf \
-    --sync-period 1 --patch-port-timeout 120 >>/var/log/ovnkube-node.log 2>&1 &
+    --sync-period 1 --patch-port-timeout 120 --metrics-bind-address 0.0.0.0:9410 \
+    >>/var/log/ovnkube-node.log 2>&1 &
   echo $! >/run/e2e/node-agent.pid
   wait $! || true
   echo "$(date +%T.%N) ovnkube-rs node exited; restarting" >>/var/log/ovnkube-node.log
