@@ -11,7 +11,7 @@ cargo fmt --all -- --check
 step "cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 step "shellcheck"
-shellcheck hack/*.sh .ci/run deploy/kind/*.sh deploy/kind/scripts/* e2e/kind/*.sh
+shellcheck hack/*.sh .ci/run deploy/kind/*.sh deploy/kind/scripts/* e2e/kind/*.sh e2e/docker/*.sh
 step "cargo test"
 cargo test --workspace --no-fail-fast 2>&1 | tee /tmp/ovnkube-rs-test.log
 step "container image (hack/images.sh: Debian base images if missing, docker build, run and history checks)"
