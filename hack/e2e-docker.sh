@@ -146,7 +146,7 @@ YAML
   for i in $(seq 1 "$NODES"); do register_node "node$i"; done
   log "API up, Nodes registered"
   for i in $(seq 1 "$NODES"); do
-    until docker exec "$PREFIX-node$i" test -e /etc/cni/net.d/10-ovn-kubernetes.conf 2>/dev/null; do
+    until docker exec "$PREFIX-node$i" test -e /run/cni/net.d/10-ovn-kubernetes.conf 2>/dev/null; do
       (($(echo "$(elapsed) > 180" | bc))) &&
         die "node$i's agent is not ready: $(docker exec "$PREFIX-node$i" tail -5 /var/log/ovnkube-node.log)"
       sleep 0.1

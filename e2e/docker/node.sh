@@ -7,10 +7,10 @@
 set -euo pipefail
 : "${NODE_NAME:?}" "${CENTRAL_IP:?}" "${GATEWAY_IP:?}"
 BIN=/opt/ovnkube-rs
+# The CNI config is the agent's readiness signal; under /run (a tmpfs) it is gone when the
+# container restarts, so a returning node is ready only once its agent has synced again.
+CNI_CONF=/run/cni/net.d/10-ovn-kubernetes.conf
 mkdir -p /run/openvswitch /var/log/openvswitch /etc/openvswitch /run/ovn /var/log/ovn /run/e2e
-# The CNI config is the agent's readiness signal: a restarted node is not ready until its agent
-# has synced again.
-rm -f /etc/cni/net.d/10-ovn-kubernetes.conf
 # A fresh OVS database on every start (the chassis id stays the node name).
 rm -f /etc/openvswitch/conf.db
 ovsdb-tool create /etc/openvswitch/conf.db /usr/share/openvswitch/vswitch.ovsschema
@@ -43,7 +43,7 @@ until ovs-vsctl br-exists br-int; do sleep 0.05; done
 
 while true; do
   "$BIN/ovnkube-rs" node --node-name "$NODE_NAME" --kubeconfig /e2e-state/kubeconfig \
-    --sb-address "tcp:$CENTRAL_IP:6642" --cni-conf /etc/cni/net.d/10-ovn-kubernetes.conf \
+    --sb-address "tcp:$CENTRAL_IP:6642" --cni-conf "$CNI_CONF" \
     --sync-period 1 --patch-port-timeout 120 --metrics-bind-address 0.0.0.0:9410 \
     >>/var/log/ovnkube-node.log 2>&1 &
   echo $! >/run/e2e/node-agent.pid

@@ -25,6 +25,9 @@ pub const CENTRAL_IP: &str = "172.31.240.10";
 pub const EXTERNAL_IP: &str = "172.31.240.100";
 /// The nodes of a bed brought up with [`DockerBed::up`].
 pub const NODES: [&str; 2] = ["node1", "node2"];
+/// The node agent's CNI config in a node container (its readiness signal; /run is a tmpfs, so
+/// it is gone when the container restarts).
+const CNI_CONF: &str = "/run/cni/net.d/10-ovn-kubernetes.conf";
 /// Where the driver script keeps the kubeconfig.
 const STATE: &str = "/tmp/ovnkrs-e2e-docker";
 
@@ -406,7 +409,7 @@ impl DockerBed {
     /// Runs the CNI plugin in `pod`'s node container with `command`: the parsed result, or
     /// the plugin's output on failure.
     pub fn cni(&self, command: &str, pod: &BedPod) -> Result<Value, String> {
-        let conf = self.exec(&pod.node, &["cat", "/etc/cni/net.d/10-ovn-kubernetes.conf"]);
+        let conf = self.exec(&pod.node, &["cat", CNI_CONF]);
         let args = format!(
             "IgnoreUnknown=1;K8S_POD_NAMESPACE={};K8S_POD_NAME={};K8S_POD_INFRA_CONTAINER_ID={};K8S_POD_UID={}",
             pod.namespace, pod.name, pod.container_id, pod.uid
@@ -469,12 +472,9 @@ impl DockerBed {
     /// Waits until node `node`'s agent has written its CNI config (it is ready for pods).
     pub fn wait_node_ready(&self, node: &str, timeout: Duration) {
         eventually(&format!("{node}'s CNI config"), timeout, || {
-            self.try_exec(
-                node,
-                &["test", "-e", "/etc/cni/net.d/10-ovn-kubernetes.conf"],
-            )
-            .status
-            .success()
+            self.try_exec(node, &["test", "-e", CNI_CONF])
+                .status
+                .success()
         });
     }
 }
