@@ -51,6 +51,10 @@ struct Args {
     /// Skip ovn-northd (and the SB latency).
     #[arg(long)]
     no_northd: bool,
+    /// An earlier controller binary: its cold converge (time to ready, ratio to the same raw
+    /// floor, peak RSS at ready) is measured in this run too, on a fresh NB, side by side.
+    #[arg(long)]
+    baseline: Option<PathBuf>,
     /// Where the controller logs go (default: the lab's temp dir, removed at exit).
     #[arg(long)]
     log_dir: Option<PathBuf>,
@@ -219,6 +223,7 @@ async fn main() -> anyhow::Result<()> {
     let mut controller =
         Controller::spawn(&bin, &kubeconfig, &nb_remote, log_dir.join("cold.log"))?;
     let ready = controller.wait_ready(Duration::from_secs(600)).await?;
+    let usage_at_ready = controller.usage()?;
     let (txns_ready, ops_ready) = controller.nb_counters().await;
     let quiet = controller
         .wait_quiet(Duration::from_secs(1), Duration::from_secs(600))
@@ -270,6 +275,24 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     warnings_of(&controller.log);
+    println!("peak RSS at ready {:.1} MiB", usage_at_ready.peak_rss_mib);
+    if let Some(baseline) = &args.baseline {
+        let id = lab.start_nb()?;
+        let remote = lab.server(id).unix_remote();
+        let mut base =
+            Controller::spawn(baseline, &kubeconfig, &remote, log_dir.join("baseline.log"))?;
+        let base_ready = base.wait_ready(Duration::from_secs(600)).await?;
+        let base_usage = base.usage()?;
+        base.terminate()?;
+        lab.kill(id);
+        println!(
+            "baseline {}: ready after {} (ratio {:.2}), peak RSS at ready {:.1} MiB",
+            baseline.display(),
+            secs(base_ready),
+            base_ready.as_secs_f64() / raw.elapsed.as_secs_f64(),
+            base_usage.peak_rss_mib
+        );
+    }
     let per_100_rows = txns_quiet / (rows as f64 / 100.0);
     let cold_met = ratio <= 1.5 && per_100_rows <= 1.0;
     println!(
