@@ -15,6 +15,7 @@ use std::time::Duration;
 use e2e_common::docker::{BedPod, DockerBed, EXTERNAL_IP, NODES};
 use e2e_common::eventually;
 use e2e_common::probe::{ask, ask_until, PeerEcho, Proto};
+use e2e_common::prometheus::{Prometheus, CONTROLLER_JOB, NODE_JOB};
 use serde_json::json;
 
 const BIN: &str = env!("CARGO_BIN_EXE_ovnkube-rs");
@@ -589,4 +590,65 @@ fn controller_and_nb_restarts_during_pod_churn() {
             .collect();
         assert_eq!(node_rows, node_rows_before, "{round} round: node rows");
     }
+}
+
+/// deploy/monitoring/ against the bed: Debian's Prometheus, on this host's loopback, scrapes the
+/// controller and every node agent over the bed's network (ports as in e2e/docker/*.sh) while
+/// they work, and every query of the Grafana dashboard returns data.
+#[test]
+fn prometheus_scrapes_the_controller_and_every_node_agent() {
+    let mut bed = DockerBed::up(Path::new(BIN));
+    let dir = std::env::temp_dir().join(format!("ovnkrs-e2e-prometheus-{}", std::process::id()));
+    let node_targets = bed
+        .nodes
+        .iter()
+        .map(|n| format!("{}:9410", bed.address(n)))
+        .collect();
+    let prometheus = Prometheus::start(
+        &dir,
+        None,
+        "127.0.0.1:29091",
+        &[
+            (
+                CONTROLLER_JOB,
+                vec![format!("{}:9409", bed.address("central"))],
+            ),
+            (NODE_JOB, node_targets),
+        ],
+    );
+    let every_node_up = format!(
+        "count(up{{job=\"{NODE_JOB}\"}} == 1) == {}",
+        bed.nodes.len()
+    );
+    for expr in [
+        format!("up{{job=\"{CONTROLLER_JOB}\"}} == 1"),
+        every_node_up,
+    ] {
+        prometheus.wait_for_data(&expr, Duration::from_secs(30));
+    }
+    // Work while Prometheus watches: pods on each node, a service, and one object the
+    // controller must refuse (an externalIP that is no address), for the error panels.
+    let a = bed.add_pod("default", "metrics-a", "node1", "a");
+    let b = bed.add_pod("default", "metrics-b", "node2", "b");
+    bed.apply(&DockerBed::service("metrics", json!({"type": "NodePort"})));
+    bed.apply(&DockerBed::endpoint_slice(
+        "metrics",
+        &[(&a, true), (&b, true)],
+    ));
+    bed.apply(&DockerBed::service(
+        "metrics-bad-ip",
+        json!({"type": "ClusterIP", "externalIPs": ["300.1.2.3"]}),
+    ));
+    prometheus.wait_for_data(
+        "increase(ovnkube_controller_nb_transactions_total[30s]) > 0",
+        Duration::from_secs(30),
+    );
+    let without_data = prometheus.dashboard_queries_without_data(Duration::from_secs(30));
+    assert!(
+        without_data.is_empty(),
+        "dashboard queries without data:\n{}",
+        without_data.join("\n")
+    );
+    drop(prometheus);
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -268,18 +268,24 @@ impl DockerBed {
     /// Registers node `node` through the API as the kubelet does: labels, Ready, and its
     /// container's address on the bed's network as InternalIP.
     pub fn register_node(&self, node: &str) {
+        let ip = self.address(node);
+        self.apply(&json!({"apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": node,
+                         "labels": {"kubernetes.io/hostname": node, "kubernetes.io/os": "linux"}},
+            "status": {"addresses": [{"type": "InternalIP", "address": ip},
+                                     {"type": "Hostname", "address": node}],
+                       "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady"}]}}));
+    }
+
+    /// The address of bed member `name` on the bed's network.
+    pub fn address(&self, name: &str) -> String {
         let ip = self.docker(&[
             "inspect",
             "-f",
             &format!("{{{{(index .NetworkSettings.Networks \"{PREFIX}-net\").IPAddress}}}}"),
-            &container(node),
+            &container(name),
         ]);
-        self.apply(&json!({"apiVersion": "v1", "kind": "Node",
-            "metadata": {"name": node,
-                         "labels": {"kubernetes.io/hostname": node, "kubernetes.io/os": "linux"}},
-            "status": {"addresses": [{"type": "InternalIP", "address": ip.trim()},
-                                     {"type": "Hostname", "address": node}],
-                       "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady"}]}}));
+        ip.trim().to_owned()
     }
 
     /// The management address of `node` (its subnet's .2), from its `k8s.ovn.org/node-subnets`.
