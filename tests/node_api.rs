@@ -35,21 +35,28 @@ fn service(name: &str, cluster_ip: &str, port: u16, node_port: u16) -> serde_jso
     })
 }
 
+/// The API test server in the lab's namespace with Node `node1` (no annotations yet) and a
+/// NodePort Service; its kubeconfig is written to `kubeconfig` in the lab's directory.
+fn start_api(lab: &NodeLab) -> NetnsApiServer {
+    let node = json!({
+        "apiVersion": "v1", "kind": "Node", "metadata": {"name": "node1"},
+        "status": {"addresses": [{"type": "InternalIP", "address": "10.44.0.0"}]}
+    });
+    let (api, kubeconfig) = NetnsApiServer::start_in(
+        &lab.netns,
+        vec![node, service("svc-nodeport", "10.43.19.182", 7000, 30700)],
+    );
+    std::fs::write(lab.dir().join("kubeconfig"), kubeconfig).unwrap();
+    api
+}
+
 #[test]
 fn agent_waits_for_node_subnet_publishes_annotations_and_follows_services() {
     let mut lab = NodeLab::start(Layout::NoUplink);
     let pod_ns = format!("{}-pod1", lab.netns);
     lab.add_netns(&pod_ns);
-    let node = json!({
-        "apiVersion": "v1", "kind": "Node", "metadata": {"name": "node1"},
-        "status": {"addresses": [{"type": "InternalIP", "address": "10.44.0.0"}]}
-    });
-    let (_api, api_kubeconfig) = NetnsApiServer::start_in(
-        &lab.netns,
-        vec![node, service("svc-nodeport", "10.43.19.182", 7000, 30700)],
-    );
+    let _api = start_api(&lab);
     let d = |f: &str| lab.dir().join(f).display().to_string();
-    std::fs::write(d("kubeconfig"), &api_kubeconfig).unwrap();
     let kubectl = |args: &[&str], stdin: Option<&str>| -> String {
         let mut cmd = Command::new("ip");
         cmd.args([
@@ -248,16 +255,8 @@ fn agent_waits_for_node_subnet_publishes_annotations_and_follows_services() {
 #[test]
 fn controller_with_init_node_does_the_node_work_in_the_same_process() {
     let lab = NodeLab::start(Layout::NoUplink);
-    let node = json!({
-        "apiVersion": "v1", "kind": "Node", "metadata": {"name": "node1"},
-        "status": {"addresses": [{"type": "InternalIP", "address": "10.44.0.0"}]}
-    });
-    let (_api, api_kubeconfig) = NetnsApiServer::start_in(
-        &lab.netns,
-        vec![node, service("svc-nodeport", "10.43.19.182", 7000, 30700)],
-    );
+    let _api = start_api(&lab);
     let d = |f: &str| lab.dir().join(f).display().to_string();
-    std::fs::write(d("kubeconfig"), &api_kubeconfig).unwrap();
     let cni_conf = d("net.d/10-ovn-kubernetes.conf");
     let _ovnkube = KillOnDrop(
         Command::new("ip")
