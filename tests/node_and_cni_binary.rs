@@ -107,16 +107,7 @@ fn node_agent_then_cni_plugin_as_processes() {
         r#"{"default":{"ip_addresses":["10.42.0.12/24"],"mac_address":"0a:58:0a:2a:00:0c","gateway_ips":["10.42.0.1"],"ip_address":"10.42.0.12/24","gateway_ip":"10.42.0.1"}}"#,
     )
     .unwrap();
-    lab.nbctl(&[
-        "--",
-        "lsp-add",
-        "node1",
-        "default_pod-1",
-        "--",
-        "lsp-set-addresses",
-        "default_pod-1",
-        "0a:58:0a:2a:00:0c 10.42.0.12",
-    ]);
+    lab.add_pod_port("node1", "default_pod-1", "0a:58:0a:2a:00:0c 10.42.0.12");
     let pod_ns = format!("{}-pod1", lab.netns);
     lab.add_netns(&pod_ns);
     let env = vec![

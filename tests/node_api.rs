@@ -190,16 +190,7 @@ fn agent_waits_for_node_subnet_publishes_annotations_and_follows_services() {
         serde_json::from_str(&kubectl(&["get", "pod", "pod-1", "-o", "json"], None)).unwrap();
     let uid = created["metadata"]["uid"].as_str().unwrap().to_string();
     lab.nbctl(&["ls-add", "node1"]);
-    lab.nbctl(&[
-        "--",
-        "lsp-add",
-        "node1",
-        "default_pod-1",
-        "--",
-        "lsp-set-addresses",
-        "default_pod-1",
-        "0a:58:0a:2a:00:0c 10.42.0.12",
-    ]);
+    lab.add_pod_port("node1", "default_pod-1", "0a:58:0a:2a:00:0c 10.42.0.12");
     let conf = std::fs::read_to_string(d("net.d/10-ovn-kubernetes.conf")).unwrap();
     let cni = |uid: &str| {
         let mut child = Command::new("ip")

@@ -146,6 +146,21 @@ impl NodeLab {
         self.cmd("ovn-nbctl", &all)
     }
 
+    /// Adds a pod's logical switch port to `switch` with its `"<mac> <ip>"` addresses, as the
+    /// controller would (for tests without one).
+    pub fn add_pod_port(&self, switch: &str, lsp: &str, addresses: &str) {
+        self.nbctl(&[
+            "--",
+            "lsp-add",
+            switch,
+            lsp,
+            "--",
+            "lsp-set-addresses",
+            lsp,
+            addresses,
+        ]);
+    }
+
     /// `ovs-vsctl` against the lab's OVS database.
     pub fn vsctl(&self, args: &[&str]) -> String {
         let db = format!("--db=unix:{}", self.dir.join("db.sock").display());

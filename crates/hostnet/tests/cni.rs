@@ -60,16 +60,7 @@ fn pod(lab: &mut NodeLab, name: &'static str, ip: &str, mac: &str, routes: &str)
     let netns = format!("{}-{name}", lab.netns);
     lab.add_netns(&netns);
     let lsp = format!("default_{name}");
-    lab.nbctl(&[
-        "--",
-        "lsp-add",
-        "node1",
-        &lsp,
-        "--",
-        "lsp-set-addresses",
-        &lsp,
-        &format!("{mac} {ip}"),
-    ]);
+    lab.add_pod_port("node1", &lsp, &format!("{mac} {ip}"));
     std::fs::create_dir_all(lab.dir().join("podnets")).unwrap();
     std::fs::write(
         lab.dir().join("podnets").join(&lsp),
