@@ -9,7 +9,8 @@
 #   default scenario S: --nodes 100 --pods 10000 --services 5000 --endpoints-per-service 5
 #   --rates 100,1000 --churn-seconds 60; smaller e.g. --pods 2000 --services 1000 --churn-seconds 10
 #   --no-northd skips ovn-northd and the SB latency.
-#   --baseline BIN also measures an earlier controller binary's cold converge in the same run.
+#   --baseline BIN also measures an earlier controller binary's cold converge and restart in the
+#   same run (side by side).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release -p ovnkube-rs -p ctlbench

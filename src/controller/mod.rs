@@ -213,6 +213,7 @@ async fn run_async(
     let queue = Arc::new(WorkQueue::new(Backoff::default()));
     let view = ClusterView::start(&client, queue.clone());
     view.wait_synced().await;
+    info!(elapsed = ?started.elapsed(), "every store listed");
     let mut sb_config = ClientConfig::new("OVN_Southbound", ovnkube.sb_address.clone());
     sb_config.tls = ovnkube.sb_tls.clone();
     tokio::spawn(southbound::run(

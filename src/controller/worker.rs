@@ -259,11 +259,13 @@ impl Worker {
             }
             (desired, Scope::Keys(keys))
         };
+        let computed = started.elapsed();
         let plan = {
             let replica = self.nb.replica();
             // The desired rows move into the inserts (a cold start inserts every one of them).
             diff_owned(desired, &replica, &scope)
         };
+        let diffed = started.elapsed();
         for issue in &plan.issues {
             debug!(%issue, "row not placed yet");
         }
@@ -276,6 +278,10 @@ impl Worker {
                 .observe(t.elapsed().as_secs_f64());
             self.metrics.nb_transactions.inc();
             self.metrics.nb_operations.inc_by(writes as u64);
+        }
+        if scope == Scope::Full {
+            // Where a start-up goes: desired rows, the diff, the transaction.
+            info!(desired = ?computed, diff = ?(diffed - computed), transaction = ?(started.elapsed() - diffed), writes, "full sync");
         }
         self.record_pod_latencies(batch);
         let elapsed = started.elapsed().as_secs_f64();

@@ -52,7 +52,8 @@ struct Args {
     #[arg(long)]
     no_northd: bool,
     /// An earlier controller binary: its cold converge (time to ready, ratio to the same raw
-    /// floor, peak RSS at ready) is measured in this run too, on a fresh NB, side by side.
+    /// floor, peak RSS at ready, on a fresh NB) and its restart on the converged NB are
+    /// measured in this run too, side by side.
     #[arg(long)]
     baseline: Option<PathBuf>,
     /// Where the controller logs go (default: the lab's temp dir, removed at exit).
@@ -363,6 +364,25 @@ async fn main() -> anyhow::Result<()> {
         secs(ready_again),
         verdict(restart_met)
     );
+    if let Some(baseline) = &args.baseline {
+        // The same converged NB, the restarted controller stopped first (one writer at a time).
+        restarted.terminate()?;
+        let mut base = Controller::spawn(
+            baseline,
+            &kubeconfig,
+            &nb_remote,
+            log_dir.join("baseline-restart.log"),
+        )?;
+        let base_ready = base.wait_ready(Duration::from_secs(600)).await?;
+        let (_, base_ops) = base.nb_counters().await;
+        let base_usage = base.usage()?;
+        base.terminate()?;
+        println!(
+            "baseline: ready after {}, {base_ops} operations at ready, peak RSS {:.1} MiB",
+            secs(base_ready),
+            base_usage.peak_rss_mib
+        );
+    }
 
     println!("\n== resources");
     let peak = first_usage.peak_rss_mib.max(second_usage.peak_rss_mib);
