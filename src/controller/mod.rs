@@ -1,7 +1,7 @@
 //! `ovnkube-rs controller`: the cluster work (watchers, IPAM, NB reconciliation).
 //!
-//! Start-up order: NB connected and its replica downloaded; the leader lease held; every store
-//! listed once; IPAM rebuilt from annotations; one full sync (which also removes rows of objects
+//! Start-up order: NB connected and its replica downloaded, the leader lease held, every store
+//! listed once (the three at the same time); IPAM rebuilt from annotations; one full sync (which also removes rows of objects
 //! deleted while we were down, and writes nothing on a converged NB); then `/readyz` turns ready
 //! and the worker reconciles batches of keys as the watches report changes.
 
@@ -172,6 +172,10 @@ async fn run_async(
     tokio::spawn(metrics::serve(listener, Arc::new(exposed)));
 
     let client = kube_client(options.kubeconfig.as_deref()).await?;
+    // The lists run while the NB replica downloads and the lease is awaited (nothing is written
+    // before the full sync, which clears the keys they queue).
+    let queue = Arc::new(WorkQueue::new(Backoff::default()));
+    let view = ClusterView::start(&client, queue.clone());
     let mut nb_config = ClientConfig::new("OVN_Northbound", ovnkube.nb_address.clone());
     nb_config.leader_only = true;
     // A service key finds its load balancers by owner, and the gauges count pods and load
@@ -210,8 +214,6 @@ async fn run_async(
         metrics.leader.set(1);
     }
 
-    let queue = Arc::new(WorkQueue::new(Backoff::default()));
-    let view = ClusterView::start(&client, queue.clone());
     view.wait_synced().await;
     info!(elapsed = ?started.elapsed(), "every store listed");
     let mut sb_config = ClientConfig::new("OVN_Southbound", ovnkube.sb_address.clone());
