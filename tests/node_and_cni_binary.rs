@@ -1,10 +1,13 @@
 //! `ovnkube-rs node` and `ovnkube-rs cni` as processes inside a node namespace with real OVS
 //! and OVN: the agent programs the host and writes the CNI config, the plugin wires a pod from it.
 
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use ovnkube_hostnet::nodelab::{Layout, NodeLab};
+
+#[path = "e2e_common/stdin.rs"]
+mod stdin;
+use stdin::run_with_stdin;
 
 const BIN: &str = env!("CARGO_BIN_EXE_ovnkube-rs");
 
@@ -14,19 +17,7 @@ fn in_ns(lab: &NodeLab, args: &[&str], env: &[(&str, String)], stdin: &str) -> O
     for (k, v) in env {
         cmd.env(k, v);
     }
-    output_with_stdin(&mut cmd, stdin.as_bytes())
-}
-
-/// Runs `cmd` with `stdin` as its standard input (how a runtime hands a CNI plugin its config).
-fn output_with_stdin(cmd: &mut Command, stdin: &[u8]) -> Output {
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(stdin).unwrap();
-    child.wait_with_output().unwrap()
+    run_with_stdin(&mut cmd, stdin.as_bytes())
 }
 
 const SERVICES: &str = r#"
@@ -158,7 +149,7 @@ fn the_binary_linked_as_the_upstream_plugin_name_is_the_cni_plugin() {
     let link = dir.join("ovn-k8s-cni-overlay");
     let _ = std::fs::remove_file(&link);
     std::os::unix::fs::symlink(BIN, &link).unwrap();
-    let out = output_with_stdin(
+    let out = run_with_stdin(
         Command::new(&link).env("CNI_COMMAND", "VERSION"),
         br#"{"cniVersion":"1.0.0"}"#,
     );

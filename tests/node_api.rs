@@ -12,6 +12,9 @@ use serde_json::json;
 #[path = "e2e_common/netns_api.rs"]
 mod netns_api;
 use netns_api::{KillOnDrop, NetnsApiServer};
+#[path = "e2e_common/stdin.rs"]
+mod stdin;
+use stdin::run_with_stdin;
 
 const BIN: &str = env!("CARGO_BIN_EXE_ovnkube-rs");
 
@@ -68,23 +71,7 @@ fn agent_waits_for_node_subnet_publishes_annotations_and_follows_services() {
             &d("kubeconfig"),
         ])
         .args(args);
-        let mut child = cmd
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        if let Some(text) = stdin {
-            use std::io::Write;
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(text.as_bytes())
-                .unwrap();
-        }
-        drop(child.stdin.take());
-        let out = child.wait_with_output().unwrap();
+        let out = run_with_stdin(&mut cmd, stdin.unwrap_or(""));
         assert!(
             out.status.success(),
             "kubectl {args:?}: {}",
@@ -193,8 +180,8 @@ fn agent_waits_for_node_subnet_publishes_annotations_and_follows_services() {
     lab.add_pod_port("node1", "default_pod-1", "0a:58:0a:2a:00:0c 10.42.0.12");
     let conf = std::fs::read_to_string(d("net.d/10-ovn-kubernetes.conf")).unwrap();
     let cni = |uid: &str| {
-        let mut child = Command::new("ip")
-            .args(["netns", "exec", &lab.netns, BIN, "cni"])
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &lab.netns, BIN, "cni"])
             .env("CNI_COMMAND", "ADD")
             .env("CNI_CONTAINERID", "feedfacefeedface00")
             .env("CNI_NETNS", format!("/var/run/netns/{pod_ns}"))
@@ -202,19 +189,8 @@ fn agent_waits_for_node_subnet_publishes_annotations_and_follows_services() {
             .env(
                 "CNI_ARGS",
                 format!("K8S_POD_NAMESPACE=default;K8S_POD_NAME=pod-1;K8S_POD_UID={uid}"),
-            )
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(conf.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
+            );
+        let out = run_with_stdin(&mut cmd, &conf);
         (
             out.status.success(),
             serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap(),

@@ -13,9 +13,11 @@ pub mod netns_api;
 pub mod probe;
 pub mod prometheus;
 pub mod seed;
+mod stdin;
+
+pub use stdin::run_with_stdin;
 
 use std::fs::File;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::thread::sleep;
@@ -445,20 +447,4 @@ pub fn trace_last_output(text: &str) -> Option<String> {
         .next()
         .and_then(|(i, m)| text[i + m.len()..].split('"').next())
         .map(String::from)
-}
-
-fn run_with_stdin(cmd: &mut Command, stdin: &str) -> Output {
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(stdin.as_bytes())
-        .expect("write stdin");
-    child.wait_with_output().expect("wait")
 }

@@ -42,6 +42,22 @@ async fn next<S: Stream + Unpin>(stream: &mut S) -> S::Item {
         .expect("the stream goes on")
 }
 
+/// The names a watcher's initial list delivers, up to its `InitDone`.
+async fn initial_names<S>(events: &mut S) -> Vec<String>
+where
+    S: Stream<Item = watcher::Result<watcher::Event<Pod>>> + Unpin,
+{
+    let mut initial = Vec::new();
+    loop {
+        match next(events).await.unwrap() {
+            watcher::Event::Init => {}
+            watcher::Event::InitApply(p) => initial.push(p.name_any()),
+            watcher::Event::InitDone => return initial,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
 #[tokio::test]
 async fn list_and_watch_pods_with_label_and_field_selectors() {
     let (server, client) = start(Config::default()).await;
@@ -103,15 +119,7 @@ async fn watcher_follows_changes_and_relists_after_forced_expiry() {
     let mut events = watcher(pods.clone(), watcher::Config::default())
         .default_backoff()
         .boxed();
-    let mut initial = Vec::new();
-    loop {
-        match next(&mut events).await.unwrap() {
-            watcher::Event::Init => {}
-            watcher::Event::InitApply(p) => initial.push(p.name_any()),
-            watcher::Event::InitDone => break,
-            other => panic!("unexpected {other:?}"),
-        }
-    }
+    let initial = initial_names(&mut events).await;
     assert_eq!(initial, ["before"]);
 
     pods.create(&pp, &pod("p1", "web", "n1")).await.unwrap();
@@ -351,15 +359,7 @@ async fn streaming_list_watcher_gets_initial_events_then_changes() {
         .await
         .unwrap();
     let mut events = watcher(pods.clone(), watcher::Config::default().streaming_lists()).boxed();
-    let mut initial = Vec::new();
-    loop {
-        match next(&mut events).await.unwrap() {
-            watcher::Event::Init => {}
-            watcher::Event::InitApply(p) => initial.push(p.name_any()),
-            watcher::Event::InitDone => break,
-            other => panic!("unexpected {other:?}"),
-        }
-    }
+    let initial = initial_names(&mut events).await;
     assert_eq!(initial, ["first"]);
     pods.create(&PostParams::default(), &pod("second", "web", "n1"))
         .await
