@@ -138,7 +138,7 @@ pub struct Desired {
 impl Desired {
     /// Adds a named row; the `name` column is filled in from the identity.
     pub fn named(&mut self, owner: &OwnerKey, table: &'static str, name: &str, mut columns: Row) {
-        columns.insert("name".into(), Datum::scalar(name));
+        columns.insert("name", Datum::scalar(name));
         self.rows.insert(
             RowId::Named(NamedRef::new(table, name)),
             DesiredRow {
@@ -161,8 +161,8 @@ impl Desired {
         let key = key
             .iter()
             .map(|k| {
-                let v = columns.get(*k).cloned().unwrap_or_default();
-                ((*k).to_owned(), v)
+                let v = columns.get(k).cloned().unwrap_or_default();
+                (*k, v)
             })
             .collect();
         let id = RowId::Child {
@@ -220,7 +220,7 @@ impl Desired {
 
 /// Builds a [`Row`] from `(column, datum)` pairs.
 pub fn row<const N: usize>(cols: [(&str, Datum); N]) -> Row {
-    cols.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+    cols.into_iter().collect()
 }
 
 /// A string scalar.

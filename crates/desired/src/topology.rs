@@ -447,10 +447,7 @@ fn gateway_rows(
         ("addresses", sset(["unknown"])),
         ("options", smap([("network_name", "physnet")])),
     ]);
-    localnet.insert(
-        "tag_request".into(),
-        Datum::optional(gw.vlan.map(i64::from)),
-    );
+    localnet.insert("tag_request", Datum::optional(gw.vlan.map(i64::from)));
     d.named(owner, LOGICAL_SWITCH_PORT, &gw.interface_id, localnet);
     d.link(
         owner,

@@ -70,12 +70,12 @@ fn lb_row(i: usize) -> Row {
     let ns = format!("ns{}", i % 100);
     Row::from([
         (
-            "name".into(),
+            "name",
             Datum::scalar(format!("Service_{ns}/svc{i}_TCP_cluster")),
         ),
-        ("protocol".into(), Datum::scalar("tcp")),
+        ("protocol", Datum::scalar("tcp")),
         (
-            "vips".into(),
+            "vips",
             Datum::map([(
                 format!("10.43.{}.{}:80", i / 250, i % 250),
                 format!(
@@ -88,7 +88,7 @@ fn lb_row(i: usize) -> Row {
             )]),
         ),
         (
-            "external_ids".into(),
+            "external_ids",
             Datum::map([
                 ("k8s.ovn.org/kind".to_owned(), "Service".to_owned()),
                 ("k8s.ovn.org/owner".to_owned(), format!("{ns}/svc{i}")),

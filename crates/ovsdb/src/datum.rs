@@ -7,7 +7,6 @@
 //! every form and [`Datum::to_json`] writes the shortest form the server accepts.
 
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use serde::de::{self, Deserialize, Deserializer, SeqAccess, Visitor};
@@ -15,19 +14,22 @@ use serde::ser::{Serialize, Serializer};
 use serde_json::Value;
 use uuid::Uuid;
 
-/// A row as a map from column name to datum (`_uuid` and `_version` are not columns).
-pub type Row = BTreeMap<String, Datum>;
+mod row;
+mod sets;
 
-/// One OVSDB atom.
+pub use row::{Columns, Row};
+pub use sets::{AtomMap, AtomSet, Pairs};
+
+/// One OVSDB atom (strings boxed, so an atom is 24 bytes rather than 32).
 #[derive(Debug, Clone)]
 pub enum Atom {
     Integer(i64),
     Real(f64),
     Boolean(bool),
-    String(String),
+    String(Box<str>),
     Uuid(Uuid),
     /// A reference to a row inserted earlier in the same transaction (`["named-uuid", name]`).
-    NamedUuid(String),
+    NamedUuid(Box<str>),
 }
 
 impl Atom {
@@ -91,7 +93,7 @@ impl Atom {
     /// Parses an atom from its JSON form, moving strings out of it instead of copying.
     pub fn from_value(v: Value) -> Result<Atom, DatumError> {
         match v {
-            Value::String(s) => Ok(Atom::String(s)),
+            Value::String(s) => Ok(Atom::String(s.into())),
             Value::Bool(b) => Ok(Atom::Boolean(b)),
             Value::Number(ref n) => {
                 if let Some(i) = n.as_i64() {
@@ -106,7 +108,7 @@ impl Atom {
                 (Some("uuid"), Value::String(u)) => Uuid::parse_str(u)
                     .map(Atom::Uuid)
                     .map_err(|_| DatumError::new("malformed uuid", &v)),
-                (Some("named-uuid"), Value::String(n)) => Ok(Atom::NamedUuid(n.clone())),
+                (Some("named-uuid"), Value::String(n)) => Ok(Atom::NamedUuid(n.as_str().into())),
                 _ => Err(DatumError::new("not an atom", &v)),
             },
             _ => Err(DatumError::new("not an atom", &v)),
@@ -159,12 +161,12 @@ impl fmt::Display for Atom {
 
 impl From<&str> for Atom {
     fn from(s: &str) -> Self {
-        Atom::String(s.to_owned())
+        Atom::String(s.into())
     }
 }
 impl From<String> for Atom {
     fn from(s: String) -> Self {
-        Atom::String(s)
+        Atom::String(s.into())
     }
 }
 impl From<i64> for Atom {
@@ -186,30 +188,30 @@ impl From<Uuid> for Atom {
 /// The value of one column: a set of atoms or a map between atoms.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Datum {
-    Set(BTreeSet<Atom>),
-    Map(BTreeMap<Atom, Atom>),
+    Set(AtomSet),
+    Map(AtomMap),
 }
 
 impl Default for Datum {
     fn default() -> Self {
-        Datum::Set(BTreeSet::new())
+        Datum::Set(AtomSet::new())
     }
 }
 
 impl Datum {
     /// A set holding exactly one atom (the form of every scalar column).
     pub fn scalar(a: impl Into<Atom>) -> Datum {
-        Datum::Set(BTreeSet::from([a.into()]))
+        Datum::Set(AtomSet::one(a.into()))
     }
 
     /// The empty set (an absent optional value).
     pub fn empty_set() -> Datum {
-        Datum::Set(BTreeSet::new())
+        Datum::Set(AtomSet::new())
     }
 
     /// The empty map.
     pub fn empty_map() -> Datum {
-        Datum::Map(BTreeMap::new())
+        Datum::Map(AtomMap::new())
     }
 
     /// A set of the given atoms.
@@ -243,8 +245,11 @@ impl Datum {
     /// The single atom of a one-element set.
     pub fn as_atom(&self) -> Option<&Atom> {
         match self {
-            Datum::Set(s) if s.len() == 1 => s.iter().next(),
-            _ => None,
+            Datum::Set(s) => match s.as_slice() {
+                [atom] => Some(atom),
+                _ => None,
+            },
+            Datum::Map(_) => None,
         }
     }
 
@@ -269,7 +274,7 @@ impl Datum {
     /// Looks a string key up in a map datum.
     pub fn get(&self, key: &str) -> Option<&Atom> {
         match self {
-            Datum::Map(m) => m.get(&Atom::String(key.to_owned())),
+            Datum::Map(m) => m.get_str(key),
             Datum::Set(_) => None,
         }
     }
@@ -291,7 +296,7 @@ impl Datum {
             }
         }
         let Some((is_set, items)) = tagged else {
-            return Atom::from_value(v).map(|a| Datum::Set(BTreeSet::from([a])));
+            return Atom::from_value(v).map(Datum::scalar);
         };
         if is_set {
             return items
@@ -300,18 +305,18 @@ impl Datum {
                 .collect::<Result<_, _>>()
                 .map(Datum::Set);
         }
-        let mut m = BTreeMap::new();
+        let mut pairs = Vec::with_capacity(items.len());
         for p in items {
             match p {
                 Value::Array(kv) if kv.len() == 2 => {
                     let mut kv = kv.into_iter();
                     let k = Atom::from_value(kv.next().unwrap_or_default())?;
-                    m.insert(k, Atom::from_value(kv.next().unwrap_or_default())?);
+                    pairs.push((k, Atom::from_value(kv.next().unwrap_or_default())?));
                 }
                 _ => return Err(DatumError::new("malformed map pair", &p)),
             }
         }
-        Ok(Datum::Map(m))
+        Ok(Datum::Map(pairs.into_iter().collect()))
     }
 
     /// The wire form: a bare atom for one-element sets, otherwise `set`/`map`.
@@ -324,7 +329,7 @@ impl fmt::Display for Datum {
     /// ovn-nbctl-like text: `a`, `[a, b]`, `{k=v, k2=v2}`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Datum::Set(s) if s.len() == 1 => write!(f, "{}", s.iter().next().expect("len 1")),
+            Datum::Set(s) if s.len() == 1 => write!(f, "{}", s.as_slice()[0]),
             Datum::Set(s) => {
                 let items: Vec<String> = s.iter().map(|a| a.to_string()).collect();
                 write!(f, "[{}]", items.join(", "))
@@ -405,7 +410,7 @@ impl Serialize for Datum {
     /// The wire form: a bare atom for one-element sets, otherwise `set`/`map`.
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {
-            Datum::Set(set) if set.len() == 1 => set.iter().next().expect("len 1").serialize(s),
+            Datum::Set(set) if set.len() == 1 => set.as_slice()[0].serialize(s),
             Datum::Set(_) => ("set", Elements(self)).serialize(s),
             Datum::Map(_) => ("map", Elements(self)).serialize(s),
         }
@@ -435,10 +440,7 @@ impl<'de> Visitor<'de> for AtomVisitor {
         Ok(Atom::Real(r))
     }
     fn visit_str<E: de::Error>(self, s: &str) -> Result<Atom, E> {
-        Ok(Atom::String(s.to_owned()))
-    }
-    fn visit_string<E: de::Error>(self, s: String) -> Result<Atom, E> {
-        Ok(Atom::String(s))
+        Ok(Atom::String(s.into()))
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Atom, A::Error> {
         let tag: String = seq
@@ -458,7 +460,7 @@ fn tagged_atom<'de, A: SeqAccess<'de>>(tag: &str, seq: &mut A) -> Result<Atom, A
         "uuid" => Uuid::parse_str(&value)
             .map(Atom::Uuid)
             .map_err(|_| de::Error::custom(format!("malformed uuid {value:?}"))),
-        "named-uuid" => Ok(Atom::NamedUuid(value)),
+        "named-uuid" => Ok(Atom::NamedUuid(value.into())),
         _ => Err(de::Error::custom(format!("not an atom: [{tag:?}, ...]"))),
     }
 }
@@ -518,8 +520,10 @@ impl<'de> Visitor<'de> for DatumVisitor {
             .ok_or_else(|| de::Error::custom("empty array is not a datum"))?;
         let datum = match tag.as_str() {
             "set" => Datum::Set(
-                seq.next_element::<BTreeSet<Atom>>()?
-                    .ok_or_else(|| de::Error::custom("[\"set\"] without elements"))?,
+                seq.next_element::<Vec<Atom>>()?
+                    .ok_or_else(|| de::Error::custom("[\"set\"] without elements"))?
+                    .into_iter()
+                    .collect(),
             ),
             "map" => Datum::Map(
                 seq.next_element::<Vec<Pair>>()?
@@ -598,6 +602,13 @@ mod tests {
         ] {
             assert!(serde_json::from_str::<Datum>(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn values_stay_small() {
+        // Every column of every row holds one datum; a scalar's atom is inline in it.
+        assert_eq!(std::mem::size_of::<Atom>(), 24);
+        assert_eq!(std::mem::size_of::<Datum>(), 24);
     }
 
     #[test]

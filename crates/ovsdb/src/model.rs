@@ -77,7 +77,7 @@ impl AtomValue for String {
         a.as_str().map(str::to_owned)
     }
     fn to_atom(&self) -> Atom {
-        Atom::String(self.clone())
+        Atom::from(self.as_str())
     }
 }
 impl AtomValue for Uuid {
@@ -313,7 +313,7 @@ mod tests {
         };
         let mut row = lb.to_row();
         assert_eq!(row["protocol"], Datum::scalar("tcp"));
-        row.insert("column_from_a_newer_schema".into(), Datum::scalar(1));
+        row.insert("column_from_a_newer_schema", Datum::scalar(1));
         let back = nb::LoadBalancer::from_row(lb.uuid, &row).unwrap();
         assert_eq!(back, lb);
     }

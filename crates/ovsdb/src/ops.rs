@@ -431,7 +431,7 @@ mod tests {
     fn insert_serializes_with_uuid_name() {
         let op = Operation::Insert {
             table: "Load_Balancer".into(),
-            row: Row::from([("name".into(), Datum::scalar("lb"))]),
+            row: Row::from([("name", Datum::scalar("lb"))]),
             uuid_name: Some("lb0".into()),
         };
         assert_eq!(

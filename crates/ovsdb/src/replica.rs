@@ -5,7 +5,9 @@
 //! (which rows' reference columns hold a uuid), so the reconciler finds its rows, and the rows
 //! that hold them, without scanning.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::hash_map::Entry;
+use std::collections::HashMap;
+use std::hash::Hash;
 use std::sync::Arc;
 
 use serde::Deserialize;
@@ -23,13 +25,78 @@ pub enum UpdateError {
     Malformed(String),
 }
 
+/// The entries under one index key, in order: almost always one (a name, an owner, a
+/// referenced row), kept inline then so an index costs no allocation per row beyond its key.
+#[derive(Debug, Clone)]
+enum Members<T> {
+    One(T),
+    /// Two or more, sorted.
+    Many(Vec<T>),
+}
+
+impl<T: Ord + Copy> Members<T> {
+    fn as_slice(&self) -> &[T] {
+        match self {
+            Members::One(member) => std::slice::from_ref(member),
+            Members::Many(members) => members,
+        }
+    }
+
+    fn insert(&mut self, member: T) {
+        let Err(at) = self.as_slice().binary_search(&member) else {
+            return;
+        };
+        let mut members = self.as_slice().to_vec();
+        members.insert(at, member);
+        *self = Members::Many(members);
+    }
+
+    /// Removes `member`; true when none is left.
+    fn remove(&mut self, member: &T) -> bool {
+        match self {
+            Members::One(only) => only == member,
+            Members::Many(members) => {
+                if let Ok(at) = members.binary_search(member) {
+                    members.remove(at);
+                }
+                if let [last] = members.as_slice() {
+                    *self = Members::One(*last);
+                }
+                false
+            }
+        }
+    }
+}
+
+/// Adds `member` under `key`.
+fn add_member<K: Eq + Hash, T: Ord + Copy>(index: &mut HashMap<K, Members<T>>, key: K, member: T) {
+    match index.entry(key) {
+        Entry::Occupied(mut e) => e.get_mut().insert(member),
+        Entry::Vacant(e) => {
+            e.insert(Members::One(member));
+        }
+    }
+}
+
+/// Removes `member` from under `key`, and the key when nothing is left under it.
+fn remove_member<K, Q, T>(index: &mut HashMap<K, Members<T>>, key: &Q, member: &T)
+where
+    K: Eq + Hash + std::borrow::Borrow<Q>,
+    Q: Eq + Hash + ?Sized,
+    T: Ord + Copy,
+{
+    if index.get_mut(key).is_some_and(|m| m.remove(member)) {
+        index.remove(key);
+    }
+}
+
 /// One table of the replica.
 #[derive(Debug, Default, Clone)]
 pub struct Table {
     rows: HashMap<Uuid, Row>,
-    by_name: HashMap<String, BTreeSet<Uuid>>,
+    by_name: HashMap<Box<str>, Members<Uuid>>,
     /// Indexed `external_ids` key -> value -> rows (nested so lookups by `&str` allocate nothing).
-    by_external_id: HashMap<String, HashMap<String, BTreeSet<Uuid>>>,
+    by_external_id: HashMap<Box<str>, HashMap<Box<str>, Members<Uuid>>>,
 }
 
 impl Table {
@@ -51,24 +118,26 @@ impl Table {
     }
     /// The uuids of rows whose `name` column is `name` (names are not unique in every table).
     pub fn by_name(&self, name: &str) -> impl Iterator<Item = Uuid> + '_ {
-        self.by_name.get(name).into_iter().flatten().copied()
+        let members = self.by_name.get(name).map(Members::as_slice);
+        members.into_iter().flatten().copied()
     }
     /// The `name` values present (each once).
     pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.by_name.keys().map(String::as_str)
+        self.by_name.keys().map(|name| &**name)
     }
     /// The values an indexed `external_ids` key has in some row (each once).
     pub fn external_id_values(&self, key: &str) -> impl Iterator<Item = &str> {
         self.by_external_id
             .get(key)
             .into_iter()
-            .flat_map(|values| values.keys().map(String::as_str))
+            .flat_map(|values| values.keys().map(|value| &**value))
     }
     /// The uuids of rows with `external_ids:key=value`, for an indexed key.
     pub fn by_external_id(&self, key: &str, value: &str) -> impl Iterator<Item = Uuid> + '_ {
         self.by_external_id
             .get(key)
             .and_then(|values| values.get(value))
+            .map(Members::as_slice)
             .into_iter()
             .flatten()
             .copied()
@@ -120,7 +189,7 @@ pub struct Replica {
     indexed_keys: Arc<Vec<String>>,
     ref_columns: Arc<RefColumns>,
     /// Referenced uuid -> (reference column id, referring row); uuids are unique across tables.
-    referrers: HashMap<Uuid, Vec<(u32, Uuid)>>,
+    referrers: HashMap<Uuid, Members<(u32, Uuid)>>,
 }
 
 /// The uuids a datum holds (set members, map keys and values).
@@ -179,6 +248,7 @@ impl Replica {
     pub fn referrers(&self, uuid: &Uuid) -> impl Iterator<Item = Referrer<'_>> {
         self.referrers
             .get(uuid)
+            .map(Members::as_slice)
             .into_iter()
             .flatten()
             .map(|(id, parent)| {
@@ -200,14 +270,9 @@ impl Replica {
             for child in row.get(column).into_iter().flat_map(uuids_of) {
                 let entry = (*id, uuid);
                 if add {
-                    self.referrers.entry(child).or_default().push(entry);
-                } else if let Some(list) = self.referrers.get_mut(&child) {
-                    if let Some(i) = list.iter().position(|e| *e == entry) {
-                        list.swap_remove(i);
-                    }
-                    if list.is_empty() {
-                        self.referrers.remove(&child);
-                    }
+                    add_member(&mut self.referrers, child, entry);
+                } else {
+                    remove_member(&mut self.referrers, &child, &entry);
                 }
             }
         }
@@ -237,21 +302,11 @@ impl Replica {
         let t = self.tables.get_mut(table)?;
         let row = t.rows.remove(&uuid)?;
         if let Some(n) = row_name(&row) {
-            if let Some(set) = t.by_name.get_mut(n) {
-                set.remove(&uuid);
-                if set.is_empty() {
-                    t.by_name.remove(n);
-                }
-            }
+            remove_member(&mut t.by_name, n, &uuid);
         }
         for (k, v) in indexed_pairs(&row, &self.indexed_keys) {
             if let Some(values) = t.by_external_id.get_mut(k) {
-                if let Some(set) = values.get_mut(v) {
-                    set.remove(&uuid);
-                    if set.is_empty() {
-                        values.remove(v);
-                    }
-                }
+                remove_member(values, v, &uuid);
             }
         }
         self.index_references(table, uuid, &row, false);
@@ -264,14 +319,14 @@ impl Replica {
         }
         let t = self.tables.get_mut(table).expect("inserted above");
         if let Some(n) = row_name(&row) {
-            t.by_name.entry(n.to_owned()).or_default().insert(uuid);
+            add_member(&mut t.by_name, n.into(), uuid);
         }
         for (k, v) in indexed_pairs(&row, &self.indexed_keys) {
             let values = match t.by_external_id.get_mut(k) {
                 Some(values) => values,
-                None => t.by_external_id.entry(k.to_owned()).or_default(),
+                None => t.by_external_id.entry(k.into()).or_default(),
             };
-            values.entry(v.to_owned()).or_default().insert(uuid);
+            add_member(values, v.into(), uuid);
         }
         self.index_references(table, uuid, &row, true);
         self.tables
@@ -318,7 +373,7 @@ impl Replica {
                         if change.old.is_some() {
                             if let Some(prev) = self.get(&table, &uuid) {
                                 for (k, v) in prev {
-                                    row.entry(k.clone()).or_insert_with(|| v.clone());
+                                    row.get_or_insert_with(k, || v.clone());
                                 }
                             }
                         }
@@ -349,9 +404,9 @@ impl Replica {
                         let columns = self.schema.table(&table).map(|t| &t.columns);
                         for (col, d) in diff {
                             let scalar = columns
-                                .and_then(|c| c.get(&col))
+                                .and_then(|c| c.get(col))
                                 .is_some_and(|c| c.kind.is_scalar());
-                            apply_diff(row.entry(col).or_default(), d, scalar);
+                            apply_diff(row.get_or_insert_with(col, Datum::default), d, scalar);
                         }
                         self.index(&table, uuid, row);
                     }
@@ -377,22 +432,8 @@ fn apply_diff(cur: &mut Datum, diff: Datum, scalar: bool) {
         return;
     }
     match (cur, diff) {
-        (Datum::Set(cur), Datum::Set(d)) => {
-            for a in d {
-                if !cur.remove(&a) {
-                    cur.insert(a);
-                }
-            }
-        }
-        (Datum::Map(cur), Datum::Map(d)) => {
-            for (k, v) in d {
-                if cur.get(&k) == Some(&v) {
-                    cur.remove(&k);
-                } else {
-                    cur.insert(k, v);
-                }
-            }
-        }
+        (Datum::Set(cur), Datum::Set(d)) => *cur = std::mem::take(cur).symmetric_difference(d),
+        (Datum::Map(cur), Datum::Map(d)) => *cur = std::mem::take(cur).apply_update2_diff(d),
         // An empty map may arrive as an empty set before we knew the column was a map.
         (cur @ Datum::Set(_), d @ Datum::Map(_)) if cur.is_empty() => *cur = d,
         (cur, d) => *cur = d,
@@ -498,6 +539,27 @@ mod tests {
         r.apply_update2(&json!({"S": {s2.to_string(): {"delete": null}}}))
             .unwrap();
         assert!(holding(&r).is_empty());
+    }
+
+    #[test]
+    fn shared_names_index_every_row() {
+        let mut r = Replica::new(schema(), vec!["owner".into()]);
+        let lb = |owner: &str| json!({"name": "same", "external_ids": ["map", [["owner", owner]]]});
+        let mut uuids: Vec<Uuid> = (0..3).map(|_| Uuid::new_v4()).collect();
+        for (u, owner) in uuids.iter().zip(["a", "b", "b"]) {
+            r.apply_update2(&json!({"LB": {u.to_string(): {"insert": lb(owner)}}}))
+                .unwrap();
+        }
+        uuids.sort();
+        let t = r.table("LB").unwrap();
+        assert_eq!(t.by_name("same").collect::<Vec<_>>(), uuids);
+        assert_eq!(t.by_external_id("owner", "b").count(), 2);
+        for (left, u) in [(2, uuids[0]), (1, uuids[2]), (0, uuids[1])] {
+            r.remove("LB", u);
+            let t = r.table("LB").unwrap();
+            assert_eq!(t.by_name("same").count(), left);
+            assert_eq!(t.names().count(), left.min(1));
+        }
     }
 
     #[test]

@@ -24,14 +24,14 @@ fn check_columns<'a>(
     schema: &DatabaseSchema,
     table: &str,
     ts: &TableSchema,
-    columns: impl IntoIterator<Item = &'a String>,
+    columns: impl IntoIterator<Item = &'a str>,
 ) -> Result<(), Error> {
     for c in columns {
         if !known(ts, c) {
             return Err(Error::UnknownColumn {
                 database: schema.name.clone(),
                 table: table.to_owned(),
-                column: c.clone(),
+                column: c.to_owned(),
             });
         }
     }
@@ -44,7 +44,12 @@ fn check_conditions(
     ts: &TableSchema,
     conditions: &[Condition],
 ) -> Result<(), Error> {
-    check_columns(schema, table, ts, conditions.iter().map(|c| &c.column))
+    check_columns(
+        schema,
+        table,
+        ts,
+        conditions.iter().map(|c| c.column.as_str()),
+    )
 }
 
 /// Checks and trims `ops` against `schema`.
@@ -80,7 +85,7 @@ pub fn sanitize(schema: &DatabaseSchema, mut ops: Vec<Operation>) -> Result<Vec<
             } => {
                 let ts = table(schema, t)?;
                 check_conditions(schema, t, ts, conditions)?;
-                check_columns(schema, t, ts, columns.iter().flatten())?;
+                check_columns(schema, t, ts, columns.iter().flatten().map(String::as_str))?;
             }
             Operation::Delete {
                 table: t,
@@ -98,7 +103,7 @@ pub fn sanitize(schema: &DatabaseSchema, mut ops: Vec<Operation>) -> Result<Vec<
             } => {
                 let ts = table(schema, t)?;
                 check_conditions(schema, t, ts, conditions)?;
-                check_columns(schema, t, ts, columns.iter())?;
+                check_columns(schema, t, ts, columns.iter().map(String::as_str))?;
                 check_columns(schema, t, ts, rows.iter().flat_map(|r| r.keys()))?;
             }
             Operation::Commit { .. } | Operation::Abort | Operation::Comment(_) => {}
@@ -123,10 +128,7 @@ mod tests {
     fn drops_unknown_row_columns_and_rejects_unknown_conditions() {
         let insert = Operation::Insert {
             table: "A".into(),
-            row: Row::from([
-                ("name".into(), Datum::scalar("a")),
-                ("newer".into(), Datum::scalar(1)),
-            ]),
+            row: Row::from([("name", Datum::scalar("a")), ("newer", Datum::scalar(1))]),
             uuid_name: None,
         };
         let out = sanitize(&schema(), vec![insert]).unwrap();

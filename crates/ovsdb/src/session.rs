@@ -336,10 +336,10 @@ mod tests {
     fn leadership_from_server_rows() {
         let row = |model: &str, connected: bool, leader: bool| {
             Row::from([
-                ("name".into(), Datum::scalar("NB")),
-                ("model".into(), Datum::scalar(model)),
-                ("connected".into(), Datum::scalar(connected)),
-                ("leader".into(), Datum::scalar(leader)),
+                ("name", Datum::scalar("NB")),
+                ("model", Datum::scalar(model)),
+                ("connected", Datum::scalar(connected)),
+                ("leader", Datum::scalar(leader)),
             ])
         };
         assert_eq!(not_leader(&row("standalone", false, false)), None);

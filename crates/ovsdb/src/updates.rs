@@ -158,7 +158,7 @@ mod tests {
         assert_eq!(tables.len(), 2);
         assert_eq!(
             tables[0].1[0].1,
-            RowUpdate2::Insert(Row::from([("name".into(), Datum::scalar("a"))]))
+            RowUpdate2::Insert(Row::from([("name", Datum::scalar("a"))]))
         );
         assert_eq!(tables[1].1[0].1, RowUpdate2::Delete);
         for bad in [

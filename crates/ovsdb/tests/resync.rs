@@ -59,7 +59,7 @@ async fn kill_restart_cycle(lab: &mut Lab, clustered: bool) -> Client {
     let bulk: Vec<Operation> = (0..BULK)
         .map(|i| Operation::Insert {
             table: "Logical_Switch".into(),
-            row: Row::from([("name".into(), Datum::scalar(format!("bulk{i}")))]),
+            row: Row::from([("name", Datum::scalar(format!("bulk{i}")))]),
             uuid_name: None,
         })
         .collect();

@@ -34,7 +34,7 @@ async fn newer_server_schema() {
         .await
         .unwrap();
     let mut row = lb_row("lb0", "ns/svc");
-    row.insert("future_column".into(), Datum::scalar("from the future"));
+    row.insert("future_column", Datum::scalar("from the future"));
     let r = client
         .transact(vec![
             Operation::Insert {
@@ -44,7 +44,7 @@ async fn newer_server_schema() {
             },
             Operation::Insert {
                 table: "Future_Table".into(),
-                row: Row::from([("name".into(), Datum::scalar("f"))]),
+                row: Row::from([("name", Datum::scalar("f"))]),
                 uuid_name: None,
             },
         ])

@@ -46,14 +46,14 @@ async fn every_operation_round_trips() {
         .transact(vec![
             insert(
                 "Logical_Switch_Port",
-                Row::from([("name".into(), Datum::scalar("p1"))]),
+                Row::from([("name", Datum::scalar("p1"))]),
                 Some("p1"),
             ),
             insert(
                 "Logical_Switch",
                 Row::from([
-                    ("name".into(), Datum::scalar("sw0")),
-                    ("ports".into(), Datum::scalar(Atom::NamedUuid("p1".into()))),
+                    ("name", Datum::scalar("sw0")),
+                    ("ports", Datum::scalar(Atom::NamedUuid("p1".into()))),
                 ]),
                 Some("sw"),
             ),
@@ -88,7 +88,7 @@ async fn every_operation_round_trips() {
         .transact(vec![Operation::Update {
             table: "Logical_Switch".into(),
             conditions: vec![Condition::uuid(sw)],
-            row: Row::from([("other_config".into(), Datum::map([("a", "b")]))]),
+            row: Row::from([("other_config", Datum::map([("a", "b")]))]),
         }])
         .await
         .unwrap();
@@ -103,7 +103,7 @@ async fn every_operation_round_trips() {
         .transact(vec![
             insert(
                 "Logical_Switch_Port",
-                Row::from([("name".into(), Datum::scalar("p2"))]),
+                Row::from([("name", Datum::scalar("p2"))]),
                 Some("p2"),
             ),
             Operation::Mutate {
@@ -125,7 +125,7 @@ async fn every_operation_round_trips() {
     );
 
     // wait that holds, commit
-    let row = Row::from([("name".into(), Datum::scalar("sw0"))]);
+    let row = Row::from([("name", Datum::scalar("sw0"))]);
     c.transact(vec![
         Operation::Wait {
             table: "Logical_Switch".into(),
@@ -199,8 +199,8 @@ async fn integrity_and_constraint_errors_are_typed() {
         c.transact(vec![insert(
             "Logical_Switch",
             Row::from([
-                ("name".into(), Datum::scalar("sw")),
-                ("ports".into(), Datum::scalar(Uuid::new_v4())),
+                ("name", Datum::scalar("sw")),
+                ("ports", Datum::scalar(Uuid::new_v4())),
             ]),
             None,
         )])
@@ -214,7 +214,7 @@ async fn integrity_and_constraint_errors_are_typed() {
     let r = c
         .transact(vec![insert(
             "Logical_Switch_Port",
-            Row::from([("name".into(), Datum::scalar("orphan"))]),
+            Row::from([("name", Datum::scalar("orphan"))]),
             None,
         )])
         .await
@@ -233,7 +233,7 @@ async fn integrity_and_constraint_errors_are_typed() {
     let group = || {
         insert(
             "Load_Balancer_Group",
-            Row::from([("name".into(), Datum::scalar("clusterLBGroup"))]),
+            Row::from([("name", Datum::scalar("clusterLBGroup"))]),
             None,
         )
     };
@@ -254,8 +254,8 @@ async fn columns_the_server_lacks() {
         .transact(vec![insert(
             "Logical_Switch",
             Row::from([
-                ("name".into(), Datum::scalar("sw")),
-                ("column_from_the_future".into(), Datum::scalar(1)),
+                ("name", Datum::scalar("sw")),
+                ("column_from_the_future", Datum::scalar(1)),
             ]),
             None,
         )])

@@ -23,7 +23,7 @@ impl Target {
     fn atom(&self) -> Atom {
         match self {
             Target::Existing(u) => Atom::Uuid(*u),
-            Target::New(n) => Atom::NamedUuid(n.clone()),
+            Target::New(n) => Atom::NamedUuid(n.as_str().into()),
         }
     }
 }
@@ -143,7 +143,7 @@ impl<'a> Planner<'a> {
             return None;
         };
         let prow = self.replica.get(parent.table, &p)?;
-        prow.get(*column)?
+        prow.get(column)?
             .atoms()
             .filter_map(Atom::as_uuid)
             .filter(|u| {
@@ -213,8 +213,8 @@ fn plan(desired: &Desired, replica: &Replica, scope: &Scope) -> Plan {
                 let changed: Row = row
                     .columns
                     .iter()
-                    .filter(|(c, v)| !same(cur.get(*c).unwrap_or(&Datum::empty_set()), v))
-                    .map(|(c, v)| (c.clone(), v.clone()))
+                    .filter(|(c, v)| !same(cur.get(c).unwrap_or(&Datum::empty_set()), v))
+                    .map(|(c, v)| (c, v.clone()))
                     .collect();
                 if !changed.is_empty() {
                     updates.push(Operation::Update {
@@ -396,13 +396,13 @@ fn plan(desired: &Desired, replica: &Replica, scope: &Scope) -> Plan {
         per_row
             .entry((table, u))
             .or_default()
-            .push(Mutation::delete(column, Datum::Set(del)));
+            .push(Mutation::delete(column, Datum::set(del)));
     }
     for ((table, u, column), ins) in mutate_insert {
         per_row
             .entry((table, u))
             .or_default()
-            .push(Mutation::insert(column, Datum::Set(ins)));
+            .push(Mutation::insert(column, Datum::set(ins)));
     }
     for ((table, u), mutations) in per_row {
         ops.push(Operation::Mutate {
@@ -452,7 +452,7 @@ impl Plan {
             let mut cols = columns(insert.index);
             cols.retain(|_, v| !v.is_empty());
             for (column, members) in insert.links {
-                cols.insert(column.to_owned(), Datum::Set(members));
+                cols.insert(column, Datum::set(members));
             }
             ops.push(Operation::Insert {
                 table: insert.table.to_owned(),

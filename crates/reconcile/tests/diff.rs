@@ -119,7 +119,7 @@ fn a_changed_column_is_one_update_of_that_column() {
     let mut r = converged();
     let gr = uuid_of(&r, LOGICAL_ROUTER, "GR_microshift-dev");
     let mut row = r.get(LOGICAL_ROUTER, &gr).unwrap().clone();
-    row.insert("options".into(), Datum::map([("chassis", "other")]));
+    row.insert("options", Datum::map([("chassis", "other")]));
     r.put(LOGICAL_ROUTER, gr, row);
     let d = diff(&seed_desired(), &r, &Scope::Full);
     assert_eq!(kinds(&d), ["update Logical_Router [\"options\"]"]);
@@ -181,7 +181,7 @@ fn add_foreign_rows(r: &mut Replica) {
     let cr = uuid_of(r, LOGICAL_ROUTER, CLUSTER_ROUTER);
     let mut s = r.get(LOGICAL_SWITCH, &sw).unwrap().clone();
     for (col, u) in [("ports", lsp), ("load_balancer", lb)] {
-        let Datum::Set(set) = s.entry(col.into()).or_insert_with(Datum::empty_set) else {
+        let Datum::Set(set) = s.get_or_insert_with(col, Datum::empty_set) else {
             panic!()
         };
         set.insert(u.into());
@@ -189,7 +189,7 @@ fn add_foreign_rows(r: &mut Replica) {
     r.put(LOGICAL_SWITCH, sw, s);
     let mut c = r.get(LOGICAL_ROUTER, &cr).unwrap().clone();
     for (col, u) in [("static_routes", route), ("policies", policy)] {
-        let Datum::Set(set) = c.entry(col.into()).or_insert_with(Datum::empty_set) else {
+        let Datum::Set(set) = c.get_or_insert_with(col, Datum::empty_set) else {
             panic!()
         };
         set.insert(u.into());
@@ -372,9 +372,9 @@ fn duplicate_named_rows_of_ours_are_removed() {
     let dup = r.get(LOGICAL_ROUTER, &gr).unwrap().clone();
     let mut dup_row: Row = dup
         .into_iter()
-        .filter(|(c, _)| c == "name" || c == "options")
+        .filter(|(c, _)| *c == "name" || *c == "options")
         .collect();
-    dup_row.insert("external_ids".into(), Datum::empty_map());
+    dup_row.insert("external_ids", Datum::empty_map());
     let dup_uuid = Uuid::from_u128(if gr.as_u128() == u128::MAX {
         0
     } else {
@@ -447,7 +447,7 @@ fn a_foreign_copp_on_a_router_is_replaced_in_one_mutate() {
     );
     let gr = uuid_of(&r, LOGICAL_ROUTER, "GR_microshift-dev");
     let mut row = r.get(LOGICAL_ROUTER, &gr).unwrap().clone();
-    row.insert("copp".into(), Datum::scalar(foreign));
+    row.insert("copp", Datum::scalar(foreign));
     r.put(LOGICAL_ROUTER, gr, row);
     let d = diff(&seed_desired(), &r, &Scope::Full);
     let k = kinds(&d);
@@ -483,7 +483,7 @@ fn meters_sharing_one_band_as_upstream_writes_them_are_left_alone() {
         .collect();
     for m in meters {
         let mut row = r.get(METER, &m).unwrap().clone();
-        row.insert("bands".into(), Datum::scalar(shared));
+        row.insert("bands", Datum::scalar(shared));
         r.put(METER, m, row);
     }
     apply(&mut r, &[]); // garbage-collects the meters' own bands

@@ -59,7 +59,7 @@ pub fn normalized(schema: &DatabaseSchema, table: &str, row: &Row) -> Row {
                 .get(*c)
                 .is_some_and(|cs| **d != cs.kind.default_datum())
         })
-        .map(|(c, d)| (c.clone(), d.clone()))
+        .map(|(c, d)| (c, d.clone()))
         .collect()
 }
 
@@ -86,7 +86,7 @@ pub fn nbctl_rows(lab: &Lab, remote: &str, table: &str) -> BTreeMap<Uuid, Row> {
                 "_uuid" => uuid = d.as_atom().and_then(|a| a.as_uuid()),
                 "_version" => {}
                 col => {
-                    row.insert(col.to_owned(), d);
+                    row.insert(col, d);
                 }
             }
         }
@@ -142,17 +142,17 @@ pub fn guarded_lb_insert(name: &str) -> Vec<Operation> {
 /// A Load_Balancer row with one VIP and three backends.
 pub fn lb_row(name: &str, owner: &str) -> Row {
     Row::from([
-        ("name".into(), Datum::scalar(name)),
-        ("protocol".into(), Datum::scalar("tcp")),
+        ("name", Datum::scalar(name)),
+        ("protocol", Datum::scalar("tcp")),
         (
-            "vips".into(),
+            "vips",
             Datum::map([(
                 "10.43.0.10:80",
                 "10.42.0.5:8080,10.42.0.6:8080,10.42.0.7:8080",
             )]),
         ),
         (
-            "external_ids".into(),
+            "external_ids",
             Datum::map([
                 ("k8s.ovn.org/kind", "Service"),
                 ("k8s.ovn.org/owner", owner),

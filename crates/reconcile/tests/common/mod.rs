@@ -97,7 +97,7 @@ fn resolve(d: &Datum, names: &HashMap<String, Uuid>) -> Datum {
     let r = |a: &Atom| match a {
         Atom::NamedUuid(n) => Atom::Uuid(
             *names
-                .get(n)
+                .get(&**n)
                 .unwrap_or_else(|| panic!("unknown named-uuid {n}")),
         ),
         a => a.clone(),
@@ -170,10 +170,7 @@ pub fn apply(replica: &mut Replica, ops: &[Operation]) {
                 uuid_name,
             } => {
                 let u = names[uuid_name.as_ref().unwrap()];
-                let row: Row = row
-                    .iter()
-                    .map(|(c, v)| (c.clone(), resolve(v, &names)))
-                    .collect();
+                let row: Row = row.iter().map(|(c, v)| (c, resolve(v, &names))).collect();
                 replica.put(table, u, row);
             }
             Operation::Update {
@@ -184,7 +181,7 @@ pub fn apply(replica: &mut Replica, ops: &[Operation]) {
                 for u in matching(replica, table, conditions, &names) {
                     let mut cur = replica.get(table, &u).unwrap().clone();
                     for (c, v) in row {
-                        cur.insert(c.clone(), resolve(v, &names));
+                        cur.insert(c, resolve(v, &names));
                     }
                     replica.put(table, u, cur);
                 }
@@ -206,15 +203,15 @@ pub fn apply(replica: &mut Replica, ops: &[Operation]) {
                     let Datum::Set(v) = resolve(&m.value, &names) else {
                         panic!("map mutation")
                     };
-                    let col = cur.entry(m.column.clone()).or_insert_with(Datum::empty_set);
+                    let col = cur.get_or_insert_with(&m.column, Datum::empty_set);
                     let Datum::Set(s) = col else {
                         panic!("set mutation of a map")
                     };
-                    match m.mutator {
-                        Mutator::Insert => s.extend(v),
-                        Mutator::Delete => s.retain(|a| !v.contains(a)),
+                    *s = match m.mutator {
+                        Mutator::Insert => s.iter().chain(&v).cloned().collect(),
+                        Mutator::Delete => s.iter().filter(|a| !v.contains(a)).cloned().collect(),
                         other => panic!("unexpected mutator {other:?}"),
-                    }
+                    };
                 }
                 replica.put(table, found[0], cur);
             }
@@ -255,7 +252,7 @@ fn garbage_collect(replica: &mut Replica) {
             for (c, d) in &row {
                 // Drop dangling references (weak ones vanish with their target).
                 if let Datum::Set(s) = d {
-                    let kept: std::collections::BTreeSet<Atom> = s
+                    let kept: ovsdb::datum::AtomSet = s
                         .iter()
                         .filter(|a| a.as_uuid().is_none_or(|x| exists.contains(&x)))
                         .cloned()
@@ -271,7 +268,7 @@ fn garbage_collect(replica: &mut Replica) {
                         referenced.extend(kept.iter().filter_map(Atom::as_uuid));
                     }
                     if kept.len() != s.len() {
-                        new.insert(c.clone(), Datum::Set(kept));
+                        new.insert(c, Datum::Set(kept));
                     }
                 }
             }
