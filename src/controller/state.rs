@@ -15,7 +15,9 @@ use ovnkube_desired::{Config, NodeInfo, ObjectError, OwnerKey};
 use tokio::sync::watch;
 
 use super::queue::WorkQueue;
-use super::watch::{slim_meta, slim_pod, spawn_reflector, Notice};
+use super::watch::{
+    slim_endpoint_slice, slim_node, slim_pod, slim_service, spawn_reflector, Notice,
+};
 
 /// A unit of work.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -91,7 +93,7 @@ impl ClusterView {
             spawn_reflector(
                 Api::<Node>::all(client.clone()),
                 watcher::Config::default(),
-                slim_meta,
+                slim_node,
                 move |n: Notice<'_, Node>| match n {
                     Notice::Applied(node) | Notice::Deleted(node) => {
                         let name = node.metadata.name.clone().unwrap_or_default();
@@ -137,7 +139,7 @@ impl ClusterView {
             spawn_reflector(
                 Api::<Service>::all(client.clone()),
                 watcher::Config::default(),
-                slim_meta,
+                slim_service,
                 move |n: Notice<'_, Service>| match n {
                     Notice::Applied(s) | Notice::Deleted(s) => {
                         let (ns, name) = ns_name(&s.metadata);
@@ -153,7 +155,7 @@ impl ClusterView {
             spawn_reflector(
                 Api::<EndpointSlice>::all(client.clone()),
                 watcher::Config::default(),
-                slim_meta,
+                slim_endpoint_slice,
                 move |n: Notice<'_, EndpointSlice>| match n {
                     Notice::Applied(s) | Notice::Deleted(s) => {
                         let (ns, name) = ns_name(&s.metadata);

@@ -7,12 +7,20 @@
 
 use std::fmt::Debug;
 
+use std::collections::BTreeMap;
+
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{
+    LoadBalancerIngress, LoadBalancerStatus, Node, Pod, PodSpec, PodStatus, Service, ServicePort,
+    ServiceSpec, ServiceStatus,
+};
+use k8s_openapi::api::discovery::v1::{Endpoint, EndpointSlice};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::watcher::{self, watcher, Event};
 use kube::runtime::WatchStreamExt;
 use kube::{Api, Resource};
+use ovnkube_desired::services::SERVICE_NAME_LABEL;
 use serde::de::DeserializeOwned;
 use tracing::warn;
 
@@ -27,8 +35,8 @@ pub enum Notice<'a, K> {
 }
 
 /// Starts a reflector for `api` (with `config`), passing every change to `notify` after the
-/// store has it. `slim` trims each object before it is stored (memory: pods carry large specs
-/// the controller never reads).
+/// store has it. `slim` trims each object before it is stored (memory: the stores hold every
+/// object of the cluster, and most of each object is never read; see the `slim_*` functions).
 pub fn spawn_reflector<K, F>(
     api: Api<K>,
     config: watcher::Config,
@@ -67,24 +75,146 @@ where
     store
 }
 
-/// Drops what the controller never reads from a pod: container specs and statuses.
-pub fn slim_pod(pod: &mut Pod) {
-    pod.metadata.managed_fields = None;
-    if let Some(spec) = pod.spec.as_mut() {
-        spec.containers.clear();
-        spec.init_containers = None;
-        spec.volumes = None;
-        spec.ephemeral_containers = None;
-    }
-    if let Some(status) = pod.status.as_mut() {
-        status.container_statuses = None;
-        status.init_container_statuses = None;
-        status.ephemeral_container_statuses = None;
-        status.conditions = None;
-    }
+// What the stores keep of each kind is exactly what their readers use (the desired-state layer,
+// IPAM, the work-key mapping in `state.rs`, Events, and the node agent's `host_services`):
+// - every kind: name, namespace, uid, resourceVersion, deletionTimestamp;
+// - Node: the `k8s.ovn.org/` annotations (NodeInfo, IPAM, the node fingerprint);
+// - Pod: the `k8s.ovn.org/` annotations (pod-networks), spec.nodeName, spec.hostNetwork,
+//   status.phase;
+// - Service: type, clusterIP(s), ports (name, protocol, port, nodePort, targetPort),
+//   externalIPs, external/internalTrafficPolicy, sessionAffinity(Config),
+//   publishNotReadyAddresses, status.loadBalancer.ingress[].ip;
+// - EndpointSlice: the `kubernetes.io/service-name` label, addressType, ports, and each
+//   endpoint's addresses and conditions.
+// A reader of anything else must add it here first: a dropped field reads as absent.
+
+/// Trims `meta` to what every store keeps, with the annotations and labels `keep_annotation` and
+/// `keep_label` accept.
+fn slim_metadata(
+    meta: &mut ObjectMeta,
+    keep_annotation: fn(&str) -> bool,
+    keep_label: fn(&str) -> bool,
+) {
+    let retain = |map: Option<BTreeMap<String, String>>, keep: fn(&str) -> bool| {
+        map.map(|mut m| {
+            m.retain(|k, _| keep(k));
+            m
+        })
+        .filter(|m| !m.is_empty())
+    };
+    *meta = ObjectMeta {
+        name: meta.name.take(),
+        namespace: meta.namespace.take(),
+        uid: meta.uid.take(),
+        resource_version: meta.resource_version.take(),
+        deletion_timestamp: meta.deletion_timestamp.take(),
+        annotations: retain(meta.annotations.take(), keep_annotation),
+        labels: retain(meta.labels.take(), keep_label),
+        ..ObjectMeta::default()
+    };
 }
 
-/// Drops managedFields, which nothing here reads.
-pub fn slim_meta<K: Resource>(o: &mut K) {
-    o.meta_mut().managed_fields = None;
+/// The prefix of the annotations ovn-kubernetes components write.
+const OVN_ANNOTATION_PREFIX: &str = "k8s.ovn.org/";
+
+fn is_ovn_annotation(key: &str) -> bool {
+    key.starts_with(OVN_ANNOTATION_PREFIX)
 }
+
+fn is_service_name_label(key: &str) -> bool {
+    key == SERVICE_NAME_LABEL
+}
+
+fn keep_none(_: &str) -> bool {
+    false
+}
+
+/// Keeps of a node its identity and `k8s.ovn.org/` annotations: nothing reads its labels,
+/// spec or status (images, conditions, capacity, nodeInfo) from the store.
+pub fn slim_node(node: &mut Node) {
+    slim_metadata(&mut node.metadata, is_ovn_annotation, keep_none);
+    node.spec = None;
+    node.status = None;
+}
+
+/// Keeps of a pod its identity, `k8s.ovn.org/` annotations, node, host-network flag and phase.
+pub fn slim_pod(pod: &mut Pod) {
+    slim_metadata(&mut pod.metadata, is_ovn_annotation, keep_none);
+    pod.spec = pod.spec.take().map(|spec| PodSpec {
+        node_name: spec.node_name,
+        host_network: spec.host_network,
+        ..PodSpec::default()
+    });
+    pod.status = pod.status.take().map(|status| PodStatus {
+        phase: status.phase,
+        ..PodStatus::default()
+    });
+}
+
+/// Keeps of a service what its load balancers and the node agent's host rules are built from
+/// (not the selector: endpoints come from EndpointSlices).
+pub fn slim_service(svc: &mut Service) {
+    slim_metadata(&mut svc.metadata, keep_none, keep_none);
+    svc.spec = svc.spec.take().map(|spec| ServiceSpec {
+        type_: spec.type_,
+        cluster_ip: spec.cluster_ip,
+        cluster_ips: spec.cluster_ips,
+        ports: spec.ports.map(|ports| {
+            ports
+                .into_iter()
+                .map(|p| ServicePort {
+                    name: p.name,
+                    protocol: p.protocol,
+                    port: p.port,
+                    node_port: p.node_port,
+                    target_port: p.target_port,
+                    ..ServicePort::default()
+                })
+                .collect()
+        }),
+        external_ips: spec.external_ips,
+        external_traffic_policy: spec.external_traffic_policy,
+        internal_traffic_policy: spec.internal_traffic_policy,
+        session_affinity: spec.session_affinity,
+        session_affinity_config: spec.session_affinity_config,
+        publish_not_ready_addresses: spec.publish_not_ready_addresses,
+        ..ServiceSpec::default()
+    });
+    svc.status = svc.status.take().map(|status| ServiceStatus {
+        load_balancer: status.load_balancer.map(|lb| LoadBalancerStatus {
+            ingress: lb.ingress.map(|ingress| {
+                ingress
+                    .into_iter()
+                    .map(|i| LoadBalancerIngress {
+                        ip: i.ip,
+                        ..LoadBalancerIngress::default()
+                    })
+                    .collect()
+            }),
+        }),
+        ..ServiceStatus::default()
+    });
+}
+
+/// Keeps of a slice its service label, address type, ports and endpoints' addresses and
+/// conditions. Endpoints left with the same conditions are merged into one holding all their
+/// addresses: every reader takes an endpoint's addresses together under its conditions, and an
+/// `Endpoint` is 352 bytes however little it holds (a slice of ready endpoints keeps one).
+pub fn slim_endpoint_slice(slice: &mut EndpointSlice) {
+    slim_metadata(&mut slice.metadata, keep_none, is_service_name_label);
+    let mut merged: Vec<Endpoint> = Vec::new();
+    for ep in std::mem::take(&mut slice.endpoints) {
+        match merged.iter_mut().find(|m| m.conditions == ep.conditions) {
+            Some(m) => m.addresses.extend(ep.addresses),
+            None => merged.push(Endpoint {
+                addresses: ep.addresses,
+                conditions: ep.conditions,
+                ..Endpoint::default()
+            }),
+        }
+    }
+    slice.endpoints = merged;
+}
+
+#[cfg(test)]
+mod tests;

@@ -20,7 +20,7 @@ use ovnkube_desired::annotations::{decode_node_subnets, NODE_SUBNETS};
 use ovnkube_hostnet::net::Ipv4Cidr;
 use tokio::runtime::Runtime;
 
-use crate::controller::watch::{slim_meta, spawn_reflector, Notice};
+use crate::controller::watch::{slim_endpoint_slice, slim_service, spawn_reflector, Notice};
 
 /// How often the node is polled while waiting for the controller's `node-subnets`.
 const POLL: Duration = Duration::from_millis(500);
@@ -163,13 +163,13 @@ impl NodeApi {
         let services = spawn_reflector(
             Api::<Service>::all(self.client.clone()),
             watcher::Config::default(),
-            slim_meta,
+            slim_service,
             signal(tx.clone()),
         );
         let slices = spawn_reflector(
             Api::<EndpointSlice>::all(self.client.clone()),
             watcher::Config::default(),
-            slim_meta,
+            slim_endpoint_slice,
             signal(tx),
         );
         self.rt.block_on(async {
