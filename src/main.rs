@@ -83,7 +83,35 @@ fn klog_level(args: &[String]) -> Option<&'static str> {
 /// a link of that name to `ovnkube-rs` runs the plugin, with no arguments, as the CNI spec says.
 const CNI_PLUGIN_NAME: &str = "ovn-k8s-cni-overlay";
 
+/// glibc's malloc, tuned for a long-lived process whose big buffers (NB dumps, lists, a full
+/// sync's transaction) come and go: two arenas instead of one per thread that ever allocated,
+/// and a fixed mmap threshold so those buffers go back to the kernel when freed (by default the
+/// threshold grows to the largest block freed, and such blocks then stay in the heap).
+/// Environment variables (`MALLOC_ARENA_MAX`, ...) still win: they are read at the first malloc.
+fn tune_malloc() {
+    #[cfg(target_env = "gnu")]
+    {
+        const ARENAS: libc::c_int = 2;
+        const MMAP_THRESHOLD: libc::c_int = 256 * 1024;
+        const TRIM_THRESHOLD: libc::c_int = 1024 * 1024;
+        let unset = |name: &str| std::env::var_os(name).is_none();
+        // SAFETY: mallopt only changes allocator parameters; called before any thread starts.
+        unsafe {
+            if unset("MALLOC_ARENA_MAX") {
+                libc::mallopt(libc::M_ARENA_MAX, ARENAS);
+            }
+            if unset("MALLOC_MMAP_THRESHOLD_") {
+                libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
+            }
+            if unset("MALLOC_TRIM_THRESHOLD_") {
+                libc::mallopt(libc::M_TRIM_THRESHOLD, TRIM_THRESHOLD);
+            }
+        }
+    }
+}
+
 fn main() -> anyhow::Result<()> {
+    tune_malloc();
     let invoked_as = std::env::args_os()
         .next()
         .map(std::path::PathBuf::from)

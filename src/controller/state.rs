@@ -31,7 +31,7 @@ pub enum WorkKey {
 /// The label that ties an EndpointSlice to its Service.
 const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 
-fn ns_name(meta: &kube::api::ObjectMeta) -> (String, String) {
+pub(super) fn ns_name(meta: &kube::api::ObjectMeta) -> (String, String) {
     (
         meta.namespace.clone().unwrap_or_else(|| "default".into()),
         meta.name.clone().unwrap_or_default(),
@@ -241,9 +241,9 @@ pub struct NodeInfos {
 }
 
 impl NodeInfos {
-    /// Every node of the store, validated (errors for nodes not ready or malformed).
-    pub fn refresh(&mut self, view: &ClusterView, config: &Config) {
-        let nodes = view.nodes.state();
+    /// Every node given (the store's, or as just patched), validated (errors for nodes not
+    /// ready or malformed).
+    pub fn refresh(&mut self, nodes: impl IntoIterator<Item = Arc<Node>>, config: &Config) {
         let mut seen = BTreeSet::new();
         let mut changed = false;
         for node in nodes {

@@ -5,12 +5,14 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use k8s_openapi::api::core::v1::{Node, Pod};
+use futures::future::{BoxFuture, FutureExt};
+use futures::stream::{FuturesUnordered, StreamExt};
+use k8s_openapi::api::core::v1::{Node, Pod, Service};
 use kube::Client;
 use ovnkube_desired::names::LB_OWNER_KEY;
 use ovnkube_desired::{
-    cluster_rows, desired_objects, node_rows, pod_rows, service_rows, ClusterObjects, Config,
-    Desired, ObjectError, OwnerKey, PodInfo, ServiceInfo,
+    cluster_rows, node_rows, pod_rows, service_rows, Config, Desired, ObjectError, OwnerKey,
+    PodInfo, ServiceInfo,
 };
 use ovnkube_reconcile::{diff_owned, Scope};
 use tracing::{debug, info, warn};
@@ -18,11 +20,51 @@ use tracing::{debug, info, warn};
 use super::allocate::{ensure_node, ensure_pod, needs_address, pod_key, AllocError, Ipam};
 use super::events::{EventRecorder, Regarding};
 use super::queue::WorkQueue;
-use super::state::{ClusterView, NodeInfos, WorkKey};
+use super::state::{ns_name, ClusterView, NodeInfos, WorkKey};
 use crate::metrics::{KindLabel, Metrics};
 
 /// Most keys one transaction carries.
 const MAX_BATCH: usize = 2000;
+
+/// Pods per transaction of a full sync: a few thousand rows, big enough that northd and the
+/// server see few transactions, small enough to overlap with computing the next batch.
+const FULL_SYNC_PODS: usize = 2000;
+/// Full-sync transactions sent and not yet answered, at most.
+const FULL_SYNC_IN_FLIGHT: usize = 2;
+/// Batches of pods and services sent and not yet answered, at most.
+const MAX_IN_FLIGHT: usize = 4;
+
+/// A batch, when its work started, and what its transaction did.
+type Committed = (Vec<WorkKey>, Instant, Result<usize, ovsdb::error::Error>);
+
+/// Keys whose rows others refer to: their batch is committed with nothing else in flight.
+fn is_barrier(key: &WorkKey) -> bool {
+    matches!(
+        key,
+        WorkKey::Full | WorkKey::Object(OwnerKey::Cluster | OwnerKey::Node(_))
+    )
+}
+
+/// A pod or a service, for the batches of a full sync.
+enum Object {
+    Pod(Arc<Pod>),
+    Service(Arc<Service>),
+}
+
+impl Object {
+    fn key(&self) -> OwnerKey {
+        match self {
+            Object::Pod(p) => {
+                let (ns, name) = ns_name(&p.metadata);
+                OwnerKey::Pod(ns, name)
+            }
+            Object::Service(s) => {
+                let (ns, name) = ns_name(&s.metadata);
+                OwnerKey::Service(ns, name)
+            }
+        }
+    }
+}
 
 /// The `external_ids` keys the NB replica indexes: load balancers by owner, pod ports.
 pub const INDEXED_EXTERNAL_IDS: &[&str] = &[LB_OWNER_KEY, POD_KEY];
@@ -156,35 +198,19 @@ impl Worker {
                 let pod = self
                     .pod_with_address(pod)
                     .await
-                    .map_err(|e| ObjectError::new("Pod", full.clone(), e.to_string()))?;
-                let Some(info) = PodInfo::from_pod(&pod)? else {
-                    return Ok(Desired::default());
-                };
-                match self.node_infos.get(&info.node) {
-                    Some(Ok(node)) => pod_rows(&self.config, &info, node),
-                    _ => Err(ObjectError::new(
-                        "Pod",
-                        full,
-                        format!("its node {} is unknown or not ready", info.node),
-                    )),
-                }
+                    .map_err(|e| ObjectError::new("Pod", full, e.to_string()))?;
+                self.pod_object_rows(&pod)
             }
-            OwnerKey::Service(ns, name) => {
-                let Some(svc) = self.view.service(ns, name) else {
-                    return Ok(Desired::default());
-                };
-                let Some(info) = ServiceInfo::from_service(&svc)? else {
-                    return Ok(Desired::default());
-                };
-                let slices = self.view.slices_of(ns, name);
-                service_rows(&self.config, &info, &slices, self.node_infos.valid())
-            }
+            OwnerKey::Service(ns, name) => match self.view.service(ns, name) {
+                Some(svc) => self.service_object_rows(&svc),
+                None => Ok(Desired::default()),
+            },
         }
     }
 
-    /// Allocates for every node and pod that lacks addresses, then builds the whole desired state.
-    async fn full_rows(&mut self) -> Desired {
-        // The stores' objects by reference (patched ones where an allocation was written).
+    /// Allocates for every node and pod that lacks addresses; returns the objects as they now
+    /// are (patched where an allocation was written) and forgets allocations of objects gone.
+    async fn allocate_all(&mut self) -> (Vec<Arc<Node>>, Vec<Arc<Pod>>) {
         let mut nodes: Vec<Arc<Node>> = Vec::new();
         for node in self.view.nodes.state() {
             let name = node.metadata.name.clone().unwrap_or_default();
@@ -196,9 +222,13 @@ impl Worker {
                 }
             }
         }
-        self.node_infos.refresh(&self.view, &self.config);
+        // Pods read their node's subnet from the patched nodes, not the store's older copies.
+        self.node_infos.refresh(nodes.iter().cloned(), &self.config);
         let mut pods: Vec<Arc<Pod>> = Vec::new();
         for pod in self.view.pods.state() {
+            if !needs_address(&pod) {
+                continue;
+            }
             match self.pod_with_address(pod.clone()).await {
                 Ok(p) => pods.push(p),
                 Err(e) => self.alloc_failed("Pod", pod_key(&pod), e).await,
@@ -220,79 +250,196 @@ impl Worker {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .retain(&live_nodes, &live_pods);
-        let services = self.view.services.state();
-        let slices = self.view.slices.state();
-        let (desired, errors) = desired_objects(
-            &self.config,
-            ClusterObjects {
-                nodes: &nodes.iter().map(AsRef::as_ref).collect::<Vec<_>>(),
-                pods: &pods.iter().map(AsRef::as_ref).collect::<Vec<_>>(),
-                services: &services.iter().map(AsRef::as_ref).collect::<Vec<_>>(),
-                endpoint_slices: &slices.iter().map(AsRef::as_ref).collect::<Vec<_>>(),
-            },
-        );
-        for e in &errors {
-            self.report(e).await;
-        }
-        desired
+        (nodes, pods)
     }
 
-    /// Reconciles one batch. Returns the number of write operations sent.
-    async fn process(&mut self, batch: &[WorkKey]) -> Result<usize, ovsdb::error::Error> {
-        let started = Instant::now();
-        self.node_infos.refresh(&self.view, &self.config);
-        let (desired, scope) = if batch.contains(&WorkKey::Full) {
-            (self.full_rows().await, Scope::Full)
-        } else {
-            let mut desired = Desired::default();
-            let mut keys = BTreeSet::new();
-            for key in batch {
-                let WorkKey::Object(key) = key else { continue };
-                match self.key_rows(key).await {
-                    Ok(rows) => {
-                        desired.extend(rows);
-                        keys.insert(key.clone());
-                    }
-                    // Leave the object's rows as they are: only its own key is skipped.
-                    Err(e) => self.report(&e).await,
+    /// Desired rows of one pod as it is now (its address allocated).
+    fn pod_object_rows(&self, pod: &Pod) -> Result<Desired, ObjectError> {
+        let Some(info) = PodInfo::from_pod(pod)? else {
+            return Ok(Desired::default());
+        };
+        match self.node_infos.get(&info.node) {
+            Some(Ok(node)) => pod_rows(&self.config, &info, node),
+            _ => Err(ObjectError::new(
+                "Pod",
+                pod_key(pod),
+                format!("its node {} is unknown or not ready", info.node),
+            )),
+        }
+    }
+
+    /// Desired rows of one service with its endpoint slices.
+    fn service_object_rows(&self, svc: &Service) -> Result<Desired, ObjectError> {
+        let Some(info) = ServiceInfo::from_service(svc)? else {
+            return Ok(Desired::default());
+        };
+        let slices = self.view.slices_of(&info.namespace, &info.name);
+        service_rows(&self.config, &info, &slices, self.node_infos.valid())
+    }
+
+    /// The desired rows of `objects`, their keys as the scope (also for objects whose input is
+    /// bad, which are reported and left as they are), diffed against the replica.
+    async fn plan_objects(
+        &self,
+        objects: impl IntoIterator<Item = (OwnerKey, Result<Desired, ObjectError>)>,
+    ) -> ovnkube_reconcile::Diff {
+        let mut desired = Desired::default();
+        let mut keys = BTreeSet::new();
+        for (key, rows) in objects {
+            match rows {
+                Ok(rows) => {
+                    desired.extend(rows);
+                    keys.insert(key);
                 }
+                Err(e) => self.report(&e).await,
             }
-            (desired, Scope::Keys(keys))
-        };
-        let computed = started.elapsed();
-        let plan = {
-            let replica = self.nb.replica();
-            // The desired rows move into the inserts (a cold start inserts every one of them).
-            diff_owned(desired, &replica, &scope)
-        };
-        let diffed = started.elapsed();
+        }
+        diff_owned(desired, &self.nb.replica(), &Scope::Keys(keys))
+    }
+
+    /// Sends a transaction and counts it; returns the writes it carried.
+    fn commit(
+        &self,
+        plan: ovnkube_reconcile::Diff,
+    ) -> impl std::future::Future<Output = Result<usize, ovsdb::error::Error>> + 'static {
         for issue in &plan.issues {
             debug!(%issue, "row not placed yet");
         }
         let writes = plan.write_count();
-        if !plan.ops.is_empty() {
+        let nb = self.nb.clone();
+        let metrics = self.metrics.clone();
+        async move {
+            if plan.ops.is_empty() {
+                return Ok(0);
+            }
             let t = Instant::now();
-            self.nb.transact(plan.ops).await?;
-            self.metrics
+            nb.transact(plan.ops).await?;
+            metrics
                 .nb_transaction_duration
                 .observe(t.elapsed().as_secs_f64());
-            self.metrics.nb_transactions.inc();
-            self.metrics.nb_operations.inc_by(writes as u64);
+            metrics.nb_transactions.inc();
+            metrics.nb_operations.inc_by(writes as u64);
+            Ok(writes)
         }
-        if scope == Scope::Full {
-            // Where a start-up goes: desired rows, the diff, the transaction.
-            info!(desired = ?computed, diff = ?(diffed - computed), transaction = ?(started.elapsed() - diffed), writes, "full sync");
+    }
+
+    /// Reconciles everything: the cluster and the nodes first (every other row refers to
+    /// theirs), then pods and services in batches of keys whose transactions overlap with the
+    /// computing of the next batch, then one diff that deletes the owned rows of every key not
+    /// live any more (objects deleted while the controller was away). Only one batch's desired
+    /// rows are held at a time, and a converged NB gets no operation.
+    async fn sync_everything(&mut self) -> Result<usize, ovsdb::error::Error> {
+        let started = Instant::now();
+        let (nodes, pods) = self.allocate_all().await;
+        let services = self.view.services.state();
+        let mut live = BTreeSet::from([OwnerKey::Cluster]);
+        let mut base = vec![(OwnerKey::Cluster, Ok(cluster_rows(&self.config)))];
+        for node in &nodes {
+            let key = OwnerKey::Node(node.metadata.name.clone().unwrap_or_default());
+            let rows = ovnkube_desired::NodeInfo::from_node(node, &self.config)
+                .map(|info| node_rows(&self.config, &info));
+            live.insert(key.clone());
+            base.push((key, rows));
         }
-        self.record_pod_latencies(batch);
-        let elapsed = started.elapsed().as_secs_f64();
-        let kinds: BTreeSet<&'static str> = batch.iter().map(kind_of).collect();
-        for kind in kinds {
-            self.metrics
-                .reconcile_duration
-                .get_or_create(&KindLabel { kind })
-                .observe(elapsed);
+        let mut writes = self.commit(self.plan_objects(base).await).await?;
+        let base_done = started.elapsed();
+        let mut waited = std::time::Duration::ZERO;
+        let mut batches: Vec<Vec<Object>> = pods
+            .chunks(FULL_SYNC_PODS)
+            .map(|chunk| chunk.iter().cloned().map(Object::Pod).collect())
+            .collect();
+        // All services in one transaction: the server answers each new load balancer's `wait`
+        // guard by scanning the table, so spread over several transactions they cost it O(n²).
+        batches.push(services.iter().cloned().map(Object::Service).collect());
+        let mut in_flight = FuturesUnordered::new();
+        for batch in batches {
+            let rows = batch.iter().map(|object| {
+                let key = object.key();
+                live.insert(key.clone());
+                let rows = match object {
+                    Object::Pod(p) => self.pod_object_rows(p),
+                    Object::Service(s) => self.service_object_rows(s),
+                };
+                (key, rows)
+            });
+            let plan = self.plan_objects(rows.collect::<Vec<_>>()).await;
+            if in_flight.len() == FULL_SYNC_IN_FLIGHT {
+                let t = Instant::now();
+                writes += in_flight.next().await.expect("in flight")?;
+                waited += t.elapsed();
+            }
+            in_flight.push(self.commit(plan));
         }
+        let t = Instant::now();
+        while let Some(sent) = in_flight.next().await {
+            writes += sent?;
+        }
+        waited += t.elapsed();
+        let batches_done = started.elapsed();
+        let stale = diff_owned(Desired::default(), &self.nb.replica(), &Scope::AllBut(live));
+        writes += self.commit(stale).await?;
+        // Where a start-up goes, next to the stores' listing logged before it.
+        info!(elapsed = ?started.elapsed(), nodes = ?base_done, batches = ?(batches_done - base_done), waited_for_nb = ?waited, writes, "full sync");
         Ok(writes)
+    }
+
+    /// The diff of a batch of object keys (no full sync in it).
+    async fn plan_keys(&mut self, batch: &[WorkKey]) -> ovnkube_reconcile::Diff {
+        self.node_infos
+            .refresh(self.view.nodes.state(), &self.config);
+        let mut rows = Vec::new();
+        for key in batch {
+            let WorkKey::Object(key) = key else { continue };
+            rows.push((key.clone(), self.key_rows(key).await));
+        }
+        self.plan_objects(rows).await
+    }
+
+    /// Reconciles one batch now. Returns the number of write operations sent.
+    async fn process(&mut self, batch: &[WorkKey]) -> Result<usize, ovsdb::error::Error> {
+        if batch.contains(&WorkKey::Full) {
+            self.sync_everything().await
+        } else {
+            let plan = self.plan_keys(batch).await;
+            self.commit(plan).await
+        }
+    }
+
+    /// Marks a batch done (or due for a retry) once its transaction is answered.
+    fn finish(
+        &mut self,
+        batch: &[WorkKey],
+        started: Instant,
+        result: Result<usize, ovsdb::error::Error>,
+    ) {
+        match result {
+            Ok(writes) => {
+                if writes > 0 {
+                    debug!(keys = batch.len(), writes, "batch committed");
+                }
+                self.record_pod_latencies(batch);
+                let elapsed = started.elapsed().as_secs_f64();
+                let kinds: BTreeSet<&'static str> = batch.iter().map(kind_of).collect();
+                for kind in kinds {
+                    self.metrics
+                        .reconcile_duration
+                        .get_or_create(&KindLabel { kind })
+                        .observe(elapsed);
+                }
+                for key in batch {
+                    self.queue.forget(key);
+                    self.queue.done(key);
+                }
+            }
+            Err(e) => {
+                warn!(keys = batch.len(), error = %e, "batch failed; retrying with backoff");
+                for key in batch {
+                    self.metrics.workqueue_retries.inc();
+                    self.queue.retry(key);
+                }
+            }
+        }
+        self.update_gauges();
     }
 
     fn record_pod_latencies(&mut self, batch: &[WorkKey]) {
@@ -352,28 +499,39 @@ impl Worker {
         set("node", routers);
     }
 
-    /// Runs until the queue shuts down.
+    /// Runs until the queue shuts down. Batches of pods and services are diffed and sent while
+    /// earlier ones are still in flight (the queue never hands out a key twice at once, so
+    /// their rows are disjoint and their shared parents only see member-wise mutates); a
+    /// batch with a node, the cluster or a full sync waits for the others and goes alone,
+    /// because other keys' rows refer to what it changes.
     pub async fn run(mut self) {
-        while let Some(batch) = self.queue.next_batch(MAX_BATCH).await {
-            match self.process(&batch).await {
-                Ok(writes) => {
-                    if writes > 0 {
-                        info!(keys = batch.len(), writes, "batch committed");
-                    }
-                    for key in &batch {
-                        self.queue.forget(key);
-                        self.queue.done(key);
-                    }
+        let queue = self.queue.clone();
+        let mut in_flight: FuturesUnordered<BoxFuture<'static, Committed>> =
+            FuturesUnordered::new();
+        loop {
+            tokio::select! {
+                Some((batch, started, result)) = in_flight.next() => {
+                    self.finish(&batch, started, result);
                 }
-                Err(e) => {
-                    warn!(keys = batch.len(), error = %e, "batch failed; retrying with backoff");
-                    for key in &batch {
-                        self.metrics.workqueue_retries.inc();
-                        self.queue.retry(key);
+                next = queue.next_batch(MAX_BATCH), if in_flight.len() < MAX_IN_FLIGHT => {
+                    let Some(batch) = next else { break };
+                    let started = Instant::now();
+                    if batch.iter().any(is_barrier) {
+                        while let Some((earlier, at, result)) = in_flight.next().await {
+                            self.finish(&earlier, at, result);
+                        }
+                        let result = self.process(&batch).await;
+                        self.finish(&batch, started, result);
+                    } else {
+                        let plan = self.plan_keys(&batch).await;
+                        let commit = self.commit(plan);
+                        in_flight.push(async move { (batch, started, commit.await) }.boxed());
                     }
                 }
             }
-            self.update_gauges();
+        }
+        while let Some((batch, started, result)) = in_flight.next().await {
+            self.finish(&batch, started, result);
         }
     }
 

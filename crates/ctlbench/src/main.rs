@@ -244,7 +244,10 @@ async fn main() -> anyhow::Result<()> {
     let fresh = Client::connect(nb_config(fresh_path.clone())).await?;
     let empty = fresh.replica().clone();
     drop(fresh);
+    let fresh_pid = lab.server(fresh_id).pid().context("fresh NB pid")?;
+    let raw_cpu_before = process::usage(fresh_pid)?.cpu_seconds;
     let raw = raw::write(fresh_path.trim_start_matches("unix:"), &empty, &desired).await?;
+    let raw_server_cpu = process::usage(fresh_pid)?.cpu_seconds - raw_cpu_before;
     let fresh_tables = table_rows(&Client::connect(nb_config(fresh_path)).await?.replica());
     let fresh_rows: usize = fresh_tables.values().sum();
     lab.kill(fresh_id);
@@ -266,7 +269,7 @@ async fn main() -> anyhow::Result<()> {
         secs(raw.elapsed)
     );
     println!(
-        "controller NB vs the rows sync computes from the API: {left} operations apart; NB server CPU {:.1} s",
+        "controller NB vs the rows sync computes from the API: {left} operations apart; NB server CPU {:.2} s (raw write: {raw_server_cpu:.2} s)",
         nb_server_usage.cpu_seconds
     );
     for (table, n) in &fresh_tables {
@@ -284,10 +287,11 @@ async fn main() -> anyhow::Result<()> {
             Controller::spawn(baseline, &kubeconfig, &remote, log_dir.join("baseline.log"))?;
         let base_ready = base.wait_ready(Duration::from_secs(600)).await?;
         let base_usage = base.usage()?;
+        let base_server_cpu = process::usage(lab.server(id).pid().context("NB pid")?)?.cpu_seconds;
         base.terminate()?;
         lab.kill(id);
         println!(
-            "baseline {}: ready after {} (ratio {:.2}), peak RSS at ready {:.1} MiB",
+            "baseline {}: ready after {} (ratio {:.2}), peak RSS at ready {:.1} MiB, NB server CPU {base_server_cpu:.2} s",
             baseline.display(),
             secs(base_ready),
             base_ready.as_secs_f64() / raw.elapsed.as_secs_f64(),

@@ -11,7 +11,8 @@
 //!   removed from a reference set.
 //! - Scope: [`Scope::Full`] deletes every owned row no desired row matches (stale nodes, pods,
 //!   services); [`Scope::Keys`] only those attributed to the given keys, so a controller can
-//!   reconcile a batch of keys without computing the rest of the cluster.
+//!   reconcile a batch of keys without computing the rest of the cluster; [`Scope::AllBut`]
+//!   everything except the given keys, which finishes a full sync done in batches.
 //! - References: a desired [`Link`](ovnkube_desired::Link) resolves to the existing uuid, or to
 //!   the named-uuid of a row inserted in the same transaction (written straight into the
 //!   parent's insert when the parent is new too). Inserts of rows without a schema index
@@ -39,6 +40,9 @@ pub enum Scope {
     Full,
     /// Only rows and links attributed to these keys.
     Keys(BTreeSet<OwnerKey>),
+    /// Every owned row and link except those of these keys: with no desired rows, the stale
+    /// rows a full sync would delete, once the live keys have been reconciled batch by batch.
+    AllBut(BTreeSet<OwnerKey>),
 }
 
 impl Scope {
@@ -54,6 +58,8 @@ impl Scope {
             (Scope::Full, _) => true,
             (Scope::Keys(keys), Some(k)) => keys.contains(k),
             (Scope::Keys(_), None) => false,
+            (Scope::AllBut(live), Some(k)) => !live.contains(k),
+            (Scope::AllBut(_), None) => true,
         }
     }
 }

@@ -4,7 +4,7 @@ mod common;
 
 use std::collections::BTreeSet;
 
-use common::{apply, microshift_config, nb_replica, seed_snapshot};
+use common::{apply, generated_snapshot, microshift_config, nb_replica, seed_snapshot};
 use ovnkube_desired::names::*;
 use ovnkube_desired::{desired_cluster, Desired, OwnerKey};
 use ovnkube_reconcile::{diff, diff_owned, Diff, Scope};
@@ -127,7 +127,7 @@ fn a_changed_column_is_one_update_of_that_column() {
     assert!(diff(&seed_desired(), &r, &Scope::Full).ops.is_empty());
 }
 
-fn add_foreign_rows(r: &mut Replica) {
+fn add_foreign_rows(r: &mut Replica, node_switch: &str) {
     let row = |cols: &[(&str, Datum)]| -> Row {
         cols.iter()
             .map(|(c, v)| ((*c).to_owned(), v.clone()))
@@ -177,7 +177,7 @@ fn add_foreign_rows(r: &mut Replica) {
             ("action", Datum::scalar("allow")),
         ]),
     );
-    let sw = uuid_of(r, LOGICAL_SWITCH, "microshift-dev");
+    let sw = uuid_of(r, LOGICAL_SWITCH, node_switch);
     let cr = uuid_of(r, LOGICAL_ROUTER, CLUSTER_ROUTER);
     let mut s = r.get(LOGICAL_SWITCH, &sw).unwrap().clone();
     for (col, u) in [("ports", lsp), ("load_balancer", lb)] {
@@ -200,7 +200,7 @@ fn add_foreign_rows(r: &mut Replica) {
 #[test]
 fn foreign_rows_survive_a_full_sync() {
     let mut r = converged();
-    add_foreign_rows(&mut r);
+    add_foreign_rows(&mut r, "microshift-dev");
     let d = diff(&seed_desired(), &r, &Scope::Full);
     assert!(d.ops.is_empty(), "{:?}", kinds(&d));
     // Even when every node, pod and service is gone.
@@ -517,5 +517,109 @@ fn the_owned_diff_is_the_same_diff() {
         let borrowed = diff(&desired, replica, &scope);
         assert!(!borrowed.ops.is_empty());
         assert_eq!(diff_owned(desired.clone(), replica, &scope), borrowed);
+    }
+}
+
+/// The rows and links of `desired` that belong to `keys`.
+fn of_keys(desired: &Desired, keys: &BTreeSet<OwnerKey>) -> Desired {
+    Desired {
+        rows: desired
+            .rows
+            .iter()
+            .filter(|(_, r)| keys.contains(&r.owner))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        links: desired
+            .links
+            .iter()
+            .filter(|l| keys.contains(&l.owner))
+            .cloned()
+            .collect(),
+    }
+}
+
+/// Table sizes, the shape two ways of syncing must agree on.
+fn sizes(r: &Replica) -> Vec<(String, usize)> {
+    r.schema()
+        .tables
+        .keys()
+        .map(|t| (t.clone(), r.table(t).map_or(0, |t| t.len())))
+        .collect()
+}
+
+#[test]
+fn a_full_sync_in_batches_ends_where_one_full_diff_does() {
+    let config = microshift_config();
+    let (before, errors) = desired_cluster(&config, &generated_snapshot(3, 4, 12));
+    assert!(errors.is_empty(), "{errors:?}");
+    let mut start = nb_replica();
+    let first_sync = diff(&before, &start, &Scope::Full);
+    apply(&mut start, &first_sync.ops);
+    add_foreign_rows(&mut start, "node-0");
+    // While the controller was away: a node went (with its pods), a pod and two services
+    // were deleted, new pods and services came.
+    let mut now = generated_snapshot(2, 5, 14);
+    now.services
+        .retain(|s| !["svc-3", "svc-10"].contains(&s.metadata.name.as_deref().unwrap_or("")));
+    now.pods
+        .retain(|p| p.metadata.name.as_deref() != Some("pod-1-1"));
+    let (desired, errors) = desired_cluster(&config, &now);
+    assert!(errors.is_empty(), "{errors:?}");
+
+    let mut whole = start.clone();
+    let full = diff(&desired, &whole, &Scope::Full);
+    apply(&mut whole, &full.ops);
+
+    // The controller's order: cluster and nodes, then batches of the other keys all diffed
+    // against the same replica (their transactions are in flight together), then the stale.
+    let mut batched = start.clone();
+    let (base, rest): (BTreeSet<OwnerKey>, BTreeSet<OwnerKey>) = desired
+        .keys()
+        .into_iter()
+        .partition(|k| matches!(k, OwnerKey::Cluster | OwnerKey::Node(_)));
+    let first = diff(
+        &of_keys(&desired, &base),
+        &batched,
+        &Scope::Keys(base.clone()),
+    );
+    assert!(first.issues.is_empty(), "{:?}", first.issues);
+    apply(&mut batched, &first.ops);
+    let rest: Vec<OwnerKey> = rest.into_iter().collect();
+    let plans: Vec<Diff> = rest
+        .chunks(4)
+        .map(|chunk| {
+            let keys: BTreeSet<OwnerKey> = chunk.iter().cloned().collect();
+            diff(&of_keys(&desired, &keys), &batched, &Scope::Keys(keys))
+        })
+        .collect();
+    for plan in &plans {
+        assert!(plan.issues.is_empty(), "{:?}", plan.issues);
+        apply(&mut batched, &plan.ops);
+    }
+    let stale = diff(
+        &Desired::default(),
+        &batched,
+        &Scope::AllBut(desired.keys()),
+    );
+    assert!(
+        kinds(&stale).iter().any(|k| k.starts_with("delete")),
+        "the deleted node, pod and services leave: {:?}",
+        kinds(&stale)
+    );
+    apply(&mut batched, &stale.ops);
+
+    let again = diff(&desired, &batched, &Scope::Full);
+    assert!(again.ops.is_empty(), "{:?}", kinds(&again));
+    assert_eq!(sizes(&batched), sizes(&whole));
+    // Nobody else's rows were touched on the way.
+    for (table, name) in [
+        (LOAD_BALANCER, "mine"),
+        (LOGICAL_SWITCH, "foreign-switch"),
+        (LOGICAL_SWITCH_PORT, "vm-port"),
+    ] {
+        assert!(
+            batched.table(table).unwrap().by_name(name).next().is_some(),
+            "{table} {name}"
+        );
     }
 }
