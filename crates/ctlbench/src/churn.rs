@@ -95,18 +95,32 @@ fn lists_backend(row: &Row, backend: &str) -> bool {
         .any(|list| list.split(',').any(|b| b == backend))
 }
 
-/// Moves every waiting backend that `replica` now shows to the seen list; NB finds pass on to
-/// the SB wait when an SB is watched.
-fn collect(db: Db, replica: &Replica, waiting: &mut Waiting, follow_sb: bool) {
+/// What one look at a replica found.
+#[derive(Default)]
+struct Scan {
+    /// Backends not shown yet, by lookup key.
+    still: HashMap<String, Vec<(String, Instant)>>,
+    /// Latencies of the backends shown now.
+    seen: Vec<Duration>,
+    /// (SB load-balancer name, backend, sent) of NB finds, when the SB is followed.
+    for_sb: Vec<(String, String, Instant)>,
+}
+
+/// Looks up every `pending` backend in `replica`'s load balancers.
+fn scan(
+    db: Db,
+    replica: &Replica,
+    pending: HashMap<String, Vec<(String, Instant)>>,
+    follow_sb: bool,
+) -> Scan {
     let now = Instant::now();
     let Some(table) = replica.table("Load_Balancer") else {
-        return;
+        return Scan {
+            still: pending,
+            ..Scan::default()
+        };
     };
-    let (pending, mut found_for_sb) = match db {
-        Db::Nb => (std::mem::take(&mut waiting.nb), Vec::new()),
-        Db::Sb => (std::mem::take(&mut waiting.sb), Vec::new()),
-    };
-    let mut still = HashMap::new();
+    let mut out = Scan::default();
     for (key, backends) in pending {
         let rows: Vec<&Row> = match db {
             Db::Nb => table
@@ -119,14 +133,11 @@ fn collect(db: Db, replica: &Replica, waiting: &mut Waiting, follow_sb: bool) {
         for (backend, sent) in backends {
             match rows.iter().find(|r| lists_backend(r, &backend)) {
                 Some(row) => {
-                    match db {
-                        Db::Nb => waiting.nb_seen.0.push(now - sent),
-                        Db::Sb => waiting.sb_seen.0.push(now - sent),
-                    }
+                    out.seen.push(now - sent);
                     if follow_sb {
                         if let Some(name) = row.get("name").and_then(|n| n.as_atom()) {
                             let name = name.as_str().unwrap_or_default().to_owned();
-                            found_for_sb.push((name, backend, sent));
+                            out.for_sb.push((name, backend, sent));
                         }
                     }
                 }
@@ -134,19 +145,19 @@ fn collect(db: Db, replica: &Replica, waiting: &mut Waiting, follow_sb: bool) {
             }
         }
         if !left.is_empty() {
-            still.insert(key, left);
+            out.still.insert(key, left);
         }
     }
-    match db {
-        Db::Nb => waiting.nb = still,
-        Db::Sb => waiting.sb = still,
-    }
-    for (name, backend, sent) in found_for_sb {
-        waiting.sb.entry(name).or_default().push((backend, sent));
-    }
+    out
 }
 
-/// Runs `collect` on every change of `client`'s replica until `stop` turns true.
+/// How often the SB is looked at: its latencies are seconds (ovn-northd), and a look at a
+/// backlog of thousands of backends must not steal the NB measurement's CPU or lock.
+const SB_LOOK_EVERY: Duration = Duration::from_millis(25);
+
+/// Moves waiting backends that `client`'s replica shows to the seen list on every change,
+/// until `stop` turns true. NB finds pass on to the SB wait when an SB is watched. The lock is
+/// held only to take and give back the pending lists, never while looking.
 fn spawn_watcher(
     db: Db,
     client: Client,
@@ -155,15 +166,39 @@ fn spawn_watcher(
     mut stop: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
+        let lock = || waiting.lock().unwrap_or_else(|p| p.into_inner());
         let mut changes = client.subscribe();
         loop {
             tokio::select! {
                 r = changes.changed() => if r.is_err() { return },
                 _ = stop.wait_for(|s| *s) => return,
             }
-            let replica = client.replica();
-            let mut w = waiting.lock().unwrap_or_else(|p| p.into_inner());
-            collect(db, &replica, &mut w, follow_sb);
+            let pending = match db {
+                Db::Nb => std::mem::take(&mut lock().nb),
+                Db::Sb => std::mem::take(&mut lock().sb),
+            };
+            let found = scan(db, &client.replica(), pending, follow_sb);
+            {
+                let mut guard = lock();
+                let w = &mut *guard;
+                let (waits, seen) = match db {
+                    Db::Nb => (&mut w.nb, &mut w.nb_seen),
+                    Db::Sb => (&mut w.sb, &mut w.sb_seen),
+                };
+                seen.0.extend(found.seen);
+                // Backends added while we looked stay; what we did not find goes back in front.
+                for (key, left) in found.still {
+                    let list = waits.entry(key).or_default();
+                    let added = std::mem::replace(list, left);
+                    list.extend(added);
+                }
+                for (name, backend, sent) in found.for_sb {
+                    w.sb.entry(name).or_default().push((backend, sent));
+                }
+            }
+            if matches!(db, Db::Sb) {
+                tokio::time::sleep(SB_LOOK_EVERY).await;
+            }
         }
     })
 }
