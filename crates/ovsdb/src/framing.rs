@@ -11,6 +11,10 @@ use serde_json::Value;
 
 /// The default largest message accepted (a full NB dump of 100k+ rows stays well below it).
 pub const DEFAULT_MAX_MESSAGE: usize = 256 << 20;
+/// The buffer a decoder starts with.
+const INITIAL_CAPACITY: usize = 64 << 10;
+/// A consumed buffer bigger than this is freed.
+const KEEP_CAPACITY: usize = 1 << 20;
 
 /// Why the byte stream cannot be decoded.
 #[derive(Debug, thiserror::Error)]
@@ -49,7 +53,7 @@ impl FrameDecoder {
     /// A decoder that rejects messages longer than `max_message` bytes.
     pub fn new(max_message: usize) -> FrameDecoder {
         FrameDecoder {
-            buf: Vec::with_capacity(64 << 10),
+            buf: Vec::with_capacity(INITIAL_CAPACITY),
             start: 0,
             scanned: 0,
             depth: 0,
@@ -74,9 +78,17 @@ impl FrameDecoder {
         &mut self.buf
     }
 
-    /// Drops consumed bytes once they are the larger part of the buffer (amortized O(1)).
+    /// Drops consumed bytes once they are the larger part of the buffer (amortized O(1)), and
+    /// gives back the room a big message (an NB dump, a full sync's echo) needed once it has
+    /// been consumed, rather than holding it for the life of the connection.
     fn compact(&mut self) {
-        if self.start > 0 && self.start * 2 >= self.buf.len() {
+        if self.buf.capacity() > KEEP_CAPACITY
+            && self.buf[self.start..].iter().all(u8::is_ascii_whitespace)
+        {
+            self.buf = Vec::with_capacity(INITIAL_CAPACITY);
+            self.start = 0;
+            self.scanned = 0;
+        } else if self.start > 0 && self.start * 2 >= self.buf.len() {
             self.buf.drain(..self.start);
             self.scanned -= self.start;
             self.start = 0;
@@ -202,6 +214,22 @@ mod tests {
         d.extend(br#"":3}"#);
         assert_eq!(decode_all(&mut d).unwrap(), vec![json!({"d":3})]);
         d.finish().unwrap();
+    }
+
+    #[test]
+    fn the_room_of_a_big_message_is_given_back_once_consumed() {
+        let mut d = FrameDecoder::default();
+        let big = json!({"rows": "x".repeat(4 << 20)}).to_string() + "\n";
+        d.extend(big.as_bytes());
+        d.extend(br#"{"tail""#);
+        assert_eq!(decode_all(&mut d).unwrap().len(), 1);
+        // The rest of a message is still pending: the room stays.
+        d.extend(b":1}");
+        assert!(d.buf.capacity() > KEEP_CAPACITY);
+        assert_eq!(decode_all(&mut d).unwrap(), vec![json!({"tail": 1})]);
+        d.extend(br#"{"next":2}"#);
+        assert!(d.buf.capacity() <= KEEP_CAPACITY);
+        assert_eq!(decode_all(&mut d).unwrap(), vec![json!({"next": 2})]);
     }
 
     #[test]
