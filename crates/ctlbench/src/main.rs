@@ -251,6 +251,25 @@ async fn main() -> anyhow::Result<()> {
     let fresh_tables = table_rows(&Client::connect(nb_config(fresh_path)).await?.replica());
     let fresh_rows: usize = fresh_tables.values().sum();
     lab.kill(fresh_id);
+    // The same write into another fresh NB with one monitoring client attached, as the
+    // controller's own monitor is: the server sends every row back and the client parses it.
+    let echo_id = lab.start_nb()?;
+    let echo_path = lab.server(echo_id).unix_remote();
+    let echo_pid = lab.server(echo_id).pid().context("NB pid")?;
+    let watcher = Client::connect(nb_config(echo_path.clone())).await?;
+    let mut changes = watcher.subscribe();
+    let echo_cpu_before = process::usage(echo_pid)?.cpu_seconds;
+    let echo_started = Instant::now();
+    raw::write(echo_path.trim_start_matches("unix:"), &empty, &desired).await?;
+    while watcher.replica().row_count() < fresh_rows {
+        tokio::time::timeout(Duration::from_secs(120), changes.changed())
+            .await
+            .context("the monitoring client did not see the raw write")??;
+    }
+    let echoed = echo_started.elapsed();
+    let echo_server_cpu = process::usage(echo_pid)?.cpu_seconds - echo_cpu_before;
+    drop(watcher);
+    lab.kill(echo_id);
 
     let ratio = ready.as_secs_f64() / raw.elapsed.as_secs_f64();
     println!("\n== cold converge (empty NB, {rows} rows)");
@@ -267,6 +286,11 @@ async fn main() -> anyhow::Result<()> {
         raw.operations,
         raw.request_bytes as f64 / 1e6,
         secs(raw.elapsed)
+    );
+    println!(
+        "raw floor with a monitoring client attached: {} until the client holds every row (ratio to it {:.2}); NB server CPU {echo_server_cpu:.2} s",
+        secs(echoed),
+        ready.as_secs_f64() / echoed.as_secs_f64()
     );
     println!(
         "controller NB vs the rows sync computes from the API: {left} operations apart; NB server CPU {:.2} s (raw write: {raw_server_cpu:.2} s)",
