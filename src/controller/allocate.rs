@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, Patch, PatchParams};
 use kube::Client;
 use ovnkube_desired::annotations::{self as ann, IfAddr, PodNetwork};
@@ -13,6 +13,7 @@ use ovnkube_desired::Config;
 use serde_json::json;
 
 use super::ipam::{node_id_pool, IndexPool, IpamError, NodeSubnets, PodAddresses};
+use super::pod_record::{PodObject, PodRecord};
 
 /// Why a node or pod could not get its addresses.
 #[derive(Debug, thiserror::Error)]
@@ -39,12 +40,8 @@ fn annotation<'a>(meta: &'a kube::api::ObjectMeta, key: &str) -> Option<&'a str>
 }
 
 /// `namespace/name` of a pod, the IPAM owner key.
-pub fn pod_key(pod: &Pod) -> String {
-    format!(
-        "{}/{}",
-        pod.metadata.namespace.as_deref().unwrap_or("default"),
-        pod.metadata.name.as_deref().unwrap_or_default()
-    )
+pub fn pod_key(pod: &PodRecord) -> String {
+    format!("{}/{}", pod.namespace, pod.name)
 }
 
 /// The node subnet written in a node's annotation, if any.
@@ -54,19 +51,13 @@ fn node_subnet(node: &Node) -> Option<Ipv4Cidr> {
 }
 
 /// True for pods that get an address from the node subnet.
-pub fn needs_address(pod: &Pod) -> bool {
-    let spec = pod.spec.as_ref();
-    let scheduled = spec
-        .and_then(|s| s.node_name.as_deref())
-        .is_some_and(|n| !n.is_empty());
-    let host_network = spec.and_then(|s| s.host_network).unwrap_or(false);
-    let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
-    scheduled && !host_network && !matches!(phase, Some("Succeeded") | Some("Failed"))
+pub fn needs_address(pod: &PodRecord) -> bool {
+    pod.parts().gets_address()
 }
 
 /// The first address of a pod's `pod-networks` annotation.
-fn annotated_ip(pod: &Pod) -> Option<Ipv4Addr> {
-    let n = ann::decode_pod_networks(annotation(&pod.metadata, ann::POD_NETWORKS)?).ok()?;
+fn annotated_ip(pod: &PodRecord) -> Option<Ipv4Addr> {
+    let n = ann::decode_pod_networks(pod.pod_networks.as_deref()?).ok()?;
     let first = n.ip_addresses.first().unwrap_or(&n.ip_address);
     first.parse::<Ipv4Cidr>().ok().map(|c| c.addr)
 }
@@ -87,7 +78,7 @@ impl Ipam {
     pub fn rebuild<'a>(
         &mut self,
         nodes: impl IntoIterator<Item = &'a Node>,
-        pods: impl IntoIterator<Item = &'a Pod>,
+        pods: impl IntoIterator<Item = &'a PodRecord>,
     ) -> Vec<(String, IpamError)> {
         let mut conflicts = Vec::new();
         for node in nodes {
@@ -185,7 +176,7 @@ impl Ipam {
     }
 
     /// The `pod-networks` value for a pod without one, allocated from its node's subnet.
-    fn pod_network(&mut self, pod: &Pod, subnet: Ipv4Cidr) -> Result<PodNetwork, IpamError> {
+    fn pod_network(&mut self, pod: &PodRecord, subnet: Ipv4Cidr) -> Result<PodNetwork, IpamError> {
         let pool = self
             .pods
             .entry(subnet)
@@ -244,17 +235,13 @@ pub async fn ensure_node(
 pub async fn ensure_pod(
     ipam: &std::sync::Mutex<Ipam>,
     client: &Client,
-    pod: &Pod,
+    pod: &PodRecord,
     node: Option<&Node>,
-) -> Result<Option<Pod>, AllocError> {
-    if !needs_address(pod) || annotation(&pod.metadata, ann::POD_NETWORKS).is_some() {
+) -> Result<Option<PodRecord>, AllocError> {
+    if !needs_address(pod) || pod.pod_networks.is_some() {
         return Ok(None);
     }
-    let node_name = pod
-        .spec
-        .as_ref()
-        .and_then(|s| s.node_name.clone())
-        .unwrap_or_default();
+    let node_name = pod.node_name.as_deref().unwrap_or_default();
     let subnet = node
         .and_then(node_subnet)
         .ok_or_else(|| AllocError::NotReady(format!("node {node_name} has no subnet yet")))?;
@@ -263,15 +250,16 @@ pub async fn ensure_pod(
         .unwrap_or_else(|p| p.into_inner())
         .pod_network(pod, subnet)?;
     let value = BTreeMap::from([(ann::POD_NETWORKS, ann::encode_pod_networks(&network))]);
-    let api: Api<Pod> = Api::namespaced(
-        client.clone(),
-        pod.metadata.namespace.as_deref().unwrap_or("default"),
-    );
-    let name = pod.metadata.name.clone().unwrap_or_default();
+    // The reply decodes into a record too: no full pod is built.
+    let api: Api<PodObject> = Api::namespaced(client.clone(), &pod.namespace);
     let patched = api
-        .patch(&name, &PatchParams::default(), &annotations_patch(&value))
+        .patch(
+            &pod.name,
+            &PatchParams::default(),
+            &annotations_patch(&value),
+        )
         .await?;
-    Ok(Some(patched))
+    Ok(Some(patched.into_record()))
 }
 
 #[cfg(test)]
@@ -330,22 +318,19 @@ mod tests {
         );
     }
 
-    fn annotated_pod(name: &str, ip: &str) -> Pod {
-        let mut p = Pod::default();
-        p.metadata.name = Some(name.into());
-        p.metadata.namespace = Some("default".into());
-        p.spec = Some(k8s_openapi::api::core::v1::PodSpec {
-            node_name: Some("a".into()),
-            ..Default::default()
-        });
+    fn annotated_pod(name: &str, ip: &str) -> PodRecord {
         let n = PodNetwork::for_address(
             &Config::default(),
             "10.42.0.0/24".parse().unwrap(),
             ip.parse().unwrap(),
         );
-        p.metadata.annotations =
-            Some([(ann::POD_NETWORKS.to_owned(), ann::encode_pod_networks(&n))].into());
-        p
+        PodRecord {
+            namespace: "default".into(),
+            name: name.into(),
+            node_name: Some("a".into()),
+            pod_networks: Some(ann::encode_pod_networks(&n)),
+            ..PodRecord::default()
+        }
     }
 
     fn node_with_subnet(name: &str, subnet: &str) -> Node {

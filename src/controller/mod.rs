@@ -9,6 +9,7 @@ pub mod allocate;
 pub mod events;
 pub mod ipam;
 pub mod leader;
+pub mod pod_record;
 pub mod queue;
 pub mod southbound;
 pub mod state;

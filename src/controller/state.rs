@@ -5,7 +5,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::{Arc, Mutex};
 
-use k8s_openapi::api::core::v1::{Node, Pod, Service};
+use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
@@ -14,10 +14,9 @@ use ovnkube_desired::annotations as ann;
 use ovnkube_desired::{Config, NodeInfo, ObjectError, OwnerKey};
 use tokio::sync::watch;
 
+use super::pod_record::{PodObject, PodRecord};
 use super::queue::WorkQueue;
-use super::watch::{
-    slim_endpoint_slice, slim_node, slim_pod, slim_service, spawn_reflector, Notice,
-};
+use super::watch::{slim_endpoint_slice, slim_node, slim_service, spawn_reflector, Notice};
 
 /// A unit of work.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -64,7 +63,7 @@ type SliceIndex = Arc<Mutex<HashMap<(String, String), BTreeSet<String>>>>;
 #[derive(Clone)]
 pub struct ClusterView {
     pub nodes: Store<Node>,
-    pub pods: Store<Pod>,
+    pub pods: Store<PodRecord>,
     pub services: Store<Service>,
     pub slices: Store<EndpointSlice>,
     slice_index: SliceIndex,
@@ -122,13 +121,13 @@ impl ClusterView {
         let pods = {
             let (q, listed) = (queue.clone(), on_listed.clone());
             spawn_reflector(
-                Api::<Pod>::all(client.clone()),
+                Api::<PodObject>::all(client.clone()),
                 watcher::Config::default(),
-                slim_pod,
-                move |n: Notice<'_, Pod>| match n {
+                PodObject::into_record,
+                move |n: Notice<'_, PodRecord>| match n {
                     Notice::Applied(p) | Notice::Deleted(p) => {
-                        let (ns, name) = ns_name(&p.metadata);
-                        q.add(WorkKey::Object(OwnerKey::Pod(ns, name)));
+                        let key = OwnerKey::Pod(p.namespace.clone(), p.name.clone());
+                        q.add(WorkKey::Object(key));
                     }
                     Notice::Listed { first } => listed(first, &q),
                 },
@@ -206,7 +205,7 @@ impl ClusterView {
     }
 
     /// A pod by namespace and name.
-    pub fn pod(&self, ns: &str, name: &str) -> Option<Arc<Pod>> {
+    pub fn pod(&self, ns: &str, name: &str) -> Option<Arc<PodRecord>> {
         self.pods.get(&ObjectRef::new(name).within(ns))
     }
 

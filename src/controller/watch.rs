@@ -11,12 +11,11 @@ use std::collections::BTreeMap;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{
-    LoadBalancerIngress, LoadBalancerStatus, Node, Pod, PodSpec, PodStatus, Service, ServicePort,
-    ServiceSpec, ServiceStatus,
+    LoadBalancerIngress, LoadBalancerStatus, Node, Service, ServicePort, ServiceSpec, ServiceStatus,
 };
 use k8s_openapi::api::discovery::v1::{Endpoint, EndpointSlice};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::runtime::reflector::{self, Store};
+use kube::runtime::reflector::{self, Lookup, Store};
 use kube::runtime::watcher::{self, watcher, Event};
 use kube::runtime::WatchStreamExt;
 use kube::{Api, Resource};
@@ -35,25 +34,28 @@ pub enum Notice<'a, K> {
 }
 
 /// Starts a reflector for `api` (with `config`), passing every change to `notify` after the
-/// store has it. `slim` trims each object before it is stored (memory: the stores hold every
-/// object of the cluster, and most of each object is never read; see the `slim_*` functions).
-pub fn spawn_reflector<K, F>(
+/// store has it. `keep` turns each object into what is stored (memory: the stores hold every
+/// object of the cluster, and most of each object is never read; see the `slim_*` functions
+/// and `PodObject::into_record`).
+pub fn spawn_reflector<K, S, F>(
     api: Api<K>,
     config: watcher::Config,
-    slim: fn(&mut K),
+    keep: fn(K) -> S,
     notify: F,
-) -> Store<K>
+) -> Store<S>
 where
-    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
-    K::DynamicType: Default + Eq + std::hash::Hash + Clone,
-    F: Fn(Notice<'_, K>) + Send + 'static,
+    K: Resource + Clone + DeserializeOwned + Debug + Send + 'static,
+    K::DynamicType: Default,
+    S: Lookup + Clone + Send + Sync + 'static,
+    S::DynamicType: Default + Eq + std::hash::Hash + Clone + Send + Sync,
+    F: Fn(Notice<'_, S>) + Send + 'static,
 {
     let (store, mut writer) = reflector::store();
     tokio::spawn(async move {
         let mut first = true;
-        let mut stream = watcher(api, config).default_backoff().modify(slim).boxed();
+        let mut stream = watcher(api, config).default_backoff().boxed();
         while let Some(event) = stream.next().await {
-            match event {
+            match event.map(|event| kept(event, keep)) {
                 Ok(event) => {
                     writer.apply_watcher_event(&event);
                     match &event {
@@ -75,12 +77,24 @@ where
     store
 }
 
+/// `event` with its object as the store keeps it.
+fn kept<K, S>(event: Event<K>, keep: fn(K) -> S) -> Event<S> {
+    match event {
+        Event::Apply(o) => Event::Apply(keep(o)),
+        Event::Delete(o) => Event::Delete(keep(o)),
+        Event::Init => Event::Init,
+        Event::InitApply(o) => Event::InitApply(keep(o)),
+        Event::InitDone => Event::InitDone,
+    }
+}
+
 // What the stores keep of each kind is exactly what their readers use (the desired-state layer,
 // IPAM, the work-key mapping in `state.rs`, Events, and the node agent's `host_services`):
-// - every kind: name, namespace, uid, resourceVersion, deletionTimestamp;
+// - Node, Service, EndpointSlice: name, namespace, uid, resourceVersion, deletionTimestamp;
 // - Node: the `k8s.ovn.org/` annotations (NodeInfo, IPAM, the node fingerprint);
-// - Pod: the `k8s.ovn.org/` annotations (pod-networks), spec.nodeName, spec.hostNetwork,
-//   status.phase;
+// - Pod: a `PodRecord` (`pod_record.rs`; decoded straight from the JSON, no `Pod` is built):
+//   namespace, name, uid, the pod-networks annotation, spec.nodeName, spec.hostNetwork and
+//   whether status.phase is Succeeded or Failed;
 // - Service: type, clusterIP(s), ports (name, protocol, port, nodePort, targetPort),
 //   externalIPs, external/internalTrafficPolicy, sessionAffinity(Config),
 //   publishNotReadyAddresses, status.loadBalancer.ingress[].ip;
@@ -131,29 +145,16 @@ fn keep_none(_: &str) -> bool {
 
 /// Keeps of a node its identity and `k8s.ovn.org/` annotations: nothing reads its labels,
 /// spec or status (images, conditions, capacity, nodeInfo) from the store.
-pub fn slim_node(node: &mut Node) {
+pub fn slim_node(mut node: Node) -> Node {
     slim_metadata(&mut node.metadata, is_ovn_annotation, keep_none);
     node.spec = None;
     node.status = None;
-}
-
-/// Keeps of a pod its identity, `k8s.ovn.org/` annotations, node, host-network flag and phase.
-pub fn slim_pod(pod: &mut Pod) {
-    slim_metadata(&mut pod.metadata, is_ovn_annotation, keep_none);
-    pod.spec = pod.spec.take().map(|spec| PodSpec {
-        node_name: spec.node_name,
-        host_network: spec.host_network,
-        ..PodSpec::default()
-    });
-    pod.status = pod.status.take().map(|status| PodStatus {
-        phase: status.phase,
-        ..PodStatus::default()
-    });
+    node
 }
 
 /// Keeps of a service what its load balancers and the node agent's host rules are built from
 /// (not the selector: endpoints come from EndpointSlices).
-pub fn slim_service(svc: &mut Service) {
+pub fn slim_service(mut svc: Service) -> Service {
     slim_metadata(&mut svc.metadata, keep_none, keep_none);
     svc.spec = svc.spec.take().map(|spec| ServiceSpec {
         type_: spec.type_,
@@ -194,13 +195,14 @@ pub fn slim_service(svc: &mut Service) {
         }),
         ..ServiceStatus::default()
     });
+    svc
 }
 
 /// Keeps of a slice its service label, address type, ports and endpoints' addresses and
 /// conditions. Endpoints left with the same conditions are merged into one holding all their
 /// addresses: every reader takes an endpoint's addresses together under its conditions, and an
 /// `Endpoint` is 352 bytes however little it holds (a slice of ready endpoints keeps one).
-pub fn slim_endpoint_slice(slice: &mut EndpointSlice) {
+pub fn slim_endpoint_slice(mut slice: EndpointSlice) -> EndpointSlice {
     slim_metadata(&mut slice.metadata, keep_none, is_service_name_label);
     let mut merged: Vec<Endpoint> = Vec::new();
     for ep in std::mem::take(&mut slice.endpoints) {
@@ -214,6 +216,7 @@ pub fn slim_endpoint_slice(slice: &mut EndpointSlice) {
         }
     }
     slice.endpoints = merged;
+    slice
 }
 
 #[cfg(test)]

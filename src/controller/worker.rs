@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use futures::future::{BoxFuture, FutureExt};
 use futures::stream::{FuturesUnordered, StreamExt};
-use k8s_openapi::api::core::v1::{Node, Pod, Service};
+use k8s_openapi::api::core::v1::{Node, Service};
 use kube::Client;
 use ovnkube_desired::names::LB_OWNER_KEY;
 use ovnkube_desired::{
@@ -19,6 +19,7 @@ use tracing::{debug, info, warn};
 
 use super::allocate::{ensure_node, ensure_pod, needs_address, pod_key, AllocError, Ipam};
 use super::events::{EventRecorder, Regarding};
+use super::pod_record::PodRecord;
 use super::queue::WorkQueue;
 use super::state::{ns_name, ClusterView, NodeInfos, WorkKey};
 use crate::metrics::{KindLabel, Metrics};
@@ -47,17 +48,14 @@ fn is_barrier(key: &WorkKey) -> bool {
 
 /// A pod or a service, for the batches of a full sync.
 enum Object {
-    Pod(Arc<Pod>),
+    Pod(Arc<PodRecord>),
     Service(Arc<Service>),
 }
 
 impl Object {
     fn key(&self) -> OwnerKey {
         match self {
-            Object::Pod(p) => {
-                let (ns, name) = ns_name(&p.metadata);
-                OwnerKey::Pod(ns, name)
-            }
+            Object::Pod(p) => OwnerKey::Pod(p.namespace.clone(), p.name.clone()),
             Object::Service(s) => {
                 let (ns, name) = ns_name(&s.metadata);
                 OwnerKey::Service(ns, name)
@@ -147,9 +145,11 @@ impl Worker {
     }
 
     /// Allocates the pod's address if it needs one; returns the pod as it now is.
-    async fn pod_with_address(&mut self, pod: Arc<Pod>) -> Result<Arc<Pod>, AllocError> {
-        let node_name = pod.spec.as_ref().and_then(|s| s.node_name.clone());
-        let node = node_name.and_then(|n| self.view.node(&n));
+    async fn pod_with_address(
+        &mut self,
+        pod: Arc<PodRecord>,
+    ) -> Result<Arc<PodRecord>, AllocError> {
+        let node = pod.node_name.as_deref().and_then(|n| self.view.node(n));
         match ensure_pod(&self.ipam, &self.client, &pod, node.as_deref()).await? {
             Some(patched) => {
                 self.annotated_at.insert(pod_key(&patched), Instant::now());
@@ -210,7 +210,7 @@ impl Worker {
 
     /// Allocates for every node and pod that lacks addresses; returns the objects as they now
     /// are (patched where an allocation was written) and forgets allocations of objects gone.
-    async fn allocate_all(&mut self) -> (Vec<Arc<Node>>, Vec<Arc<Pod>>) {
+    async fn allocate_all(&mut self) -> (Vec<Arc<Node>>, Vec<Arc<PodRecord>>) {
         let mut nodes: Vec<Arc<Node>> = Vec::new();
         for node in self.view.nodes.state() {
             let name = node.metadata.name.clone().unwrap_or_default();
@@ -224,7 +224,7 @@ impl Worker {
         }
         // Pods read their node's subnet from the patched nodes, not the store's older copies.
         self.node_infos.refresh(nodes.iter().cloned(), &self.config);
-        let mut pods: Vec<Arc<Pod>> = Vec::new();
+        let mut pods: Vec<Arc<PodRecord>> = Vec::new();
         for pod in self.view.pods.state() {
             if !needs_address(&pod) {
                 continue;
@@ -254,8 +254,8 @@ impl Worker {
     }
 
     /// Desired rows of one pod as it is now (its address allocated).
-    fn pod_object_rows(&self, pod: &Pod) -> Result<Desired, ObjectError> {
-        let Some(info) = PodInfo::from_pod(pod)? else {
+    fn pod_object_rows(&self, pod: &PodRecord) -> Result<Desired, ObjectError> {
+        let Some(info) = PodInfo::from_parts(&pod.parts())? else {
             return Ok(Desired::default());
         };
         match self.node_infos.get(&info.node) {

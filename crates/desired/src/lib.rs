@@ -45,6 +45,6 @@ pub use config::{ClusterSubnet, Config, GatewayMode};
 pub use error::ObjectError;
 pub use model::{row, smap, sset, text, Desired, DesiredRow, Link, NamedRef, OwnerKey, RowId};
 pub use node::{GatewayInfo, NodeInfo};
-pub use pod::{pod_rows, PodInfo};
+pub use pod::{is_completed_phase, pod_rows, PodInfo, PodParts};
 pub use services::{service_rows, ServiceInfo};
 pub use topology::{cluster_rows, node_rows};

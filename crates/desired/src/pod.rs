@@ -30,42 +30,84 @@ pub struct PodInfo {
     pub mac: String,
 }
 
+/// The fields of a pod that its rows and its address depend on, borrowed from a `Pod` or from
+/// a store's compact record of one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PodParts<'a> {
+    /// Namespace (`default` when the object has none).
+    pub namespace: &'a str,
+    /// Name.
+    pub name: &'a str,
+    /// UID (empty when the object has none).
+    pub uid: &'a str,
+    /// `spec.nodeName`.
+    pub node_name: Option<&'a str>,
+    /// `spec.hostNetwork`.
+    pub host_network: bool,
+    /// `status.phase` is `Succeeded` or `Failed` (see [`is_completed_phase`]).
+    pub completed: bool,
+    /// The `k8s.ovn.org/pod-networks` annotation.
+    pub pod_networks: Option<&'a str>,
+}
+
+/// True for the phases of a pod whose containers are done: its address is free again.
+pub fn is_completed_phase(phase: Option<&str>) -> bool {
+    matches!(phase, Some("Succeeded") | Some("Failed"))
+}
+
+impl<'a> PodParts<'a> {
+    /// The parts of a full `Pod`.
+    pub fn of_pod(pod: &'a Pod) -> Self {
+        let spec = pod.spec.as_ref();
+        PodParts {
+            namespace: pod.metadata.namespace.as_deref().unwrap_or("default"),
+            name: pod.metadata.name.as_deref().unwrap_or_default(),
+            uid: pod.metadata.uid.as_deref().unwrap_or_default(),
+            node_name: spec.and_then(|s| s.node_name.as_deref()),
+            host_network: spec.and_then(|s| s.host_network).unwrap_or(false),
+            completed: is_completed_phase(pod.status.as_ref().and_then(|s| s.phase.as_deref())),
+            pod_networks: pod
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(ann::POD_NETWORKS))
+                .map(String::as_str),
+        }
+    }
+
+    /// The node the pod is scheduled on, if it is.
+    pub fn node(&self) -> Option<&'a str> {
+        self.node_name.filter(|n| !n.is_empty())
+    }
+
+    /// True for pods that get an address from their node's subnet (and a switch port):
+    /// scheduled, not host-network, not completed.
+    pub fn gets_address(&self) -> bool {
+        self.node().is_some() && !self.host_network && !self.completed
+    }
+}
+
 impl PodInfo {
     /// `Ok(None)` for pods without a switch port (host-network, unscheduled, completed);
     /// an error naming the pod when its `k8s.ovn.org/pod-networks` annotation is missing or bad.
     pub fn from_pod(pod: &Pod) -> Result<Option<PodInfo>, ObjectError> {
-        let namespace = pod
-            .metadata
-            .namespace
-            .clone()
-            .unwrap_or_else(|| "default".into());
-        let name = pod.metadata.name.clone().unwrap_or_default();
-        let fail = |reason: String| ObjectError::new("Pod", format!("{namespace}/{name}"), reason);
-        let spec = pod.spec.as_ref();
-        if spec.and_then(|s| s.host_network).unwrap_or(false) {
-            return Ok(None);
-        }
-        let Some(node) = spec
-            .and_then(|s| s.node_name.clone())
-            .filter(|n| !n.is_empty())
-        else {
-            return Ok(None); // not scheduled yet
+        PodInfo::from_parts(&PodParts::of_pod(pod))
+    }
+
+    /// [`PodInfo::from_pod`] of the pod `parts` were taken from.
+    pub fn from_parts(parts: &PodParts<'_>) -> Result<Option<PodInfo>, ObjectError> {
+        let fail = |reason: String| {
+            ObjectError::new("Pod", format!("{}/{}", parts.namespace, parts.name), reason)
         };
-        let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
-        if matches!(phase, Some("Succeeded") | Some("Failed")) {
-            return Ok(None);
-        }
-        let annotation = pod
-            .metadata
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get(ann::POD_NETWORKS))
-            .ok_or_else(|| {
-                fail(format!(
-                    "annotation {} is missing (no address allocated yet)",
-                    ann::POD_NETWORKS
-                ))
-            })?;
+        let (true, Some(node)) = (parts.gets_address(), parts.node()) else {
+            return Ok(None); // host-network, not scheduled yet, or completed
+        };
+        let annotation = parts.pod_networks.ok_or_else(|| {
+            fail(format!(
+                "annotation {} is missing (no address allocated yet)",
+                ann::POD_NETWORKS
+            ))
+        })?;
         let net = ann::decode_pod_networks(annotation).map_err(|e| fail(e.to_string()))?;
         let addrs = if net.ip_addresses.is_empty() {
             vec![net.ip_address.clone()]
@@ -98,10 +140,10 @@ impl PodInfo {
         Ok(Some(PodInfo {
             ip: ip.ok_or_else(|| fail("no address".into()))?,
             mac: net.mac_address,
-            uid: pod.metadata.uid.clone().unwrap_or_default(),
-            namespace,
-            name,
-            node,
+            uid: parts.uid.to_owned(),
+            namespace: parts.namespace.to_owned(),
+            name: parts.name.to_owned(),
+            node: node.to_owned(),
         }))
     }
 }

@@ -14,8 +14,12 @@ use ovnkube_hostnet::services::host_services;
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
+use k8s_openapi::api::core::v1::Pod;
+use ovnkube_desired::PodParts;
+
 use super::*;
 use crate::controller::allocate::needs_address;
+use crate::controller::pod_record::{PodObject, PodRecord};
 
 /// The benchmark's generator, so the objects here are the ones ctlbench serves.
 #[path = "../../../crates/ctlbench/src/cluster.rs"]
@@ -42,10 +46,8 @@ fn decode<K: DeserializeOwned>(v: Value) -> K {
     serde_json::from_value(v).expect("fixture decodes")
 }
 
-fn slimmed<K: Clone>(objects: &[K], slim: fn(&mut K)) -> Vec<K> {
-    let mut out = objects.to_vec();
-    out.iter_mut().for_each(slim);
-    out
+fn slimmed<K: Clone>(objects: &[K], slim: fn(K) -> K) -> Vec<K> {
+    objects.iter().cloned().map(slim).collect()
 }
 
 /// The generated objects of `kind`, in order.
@@ -314,18 +316,9 @@ fn generated(nodes: usize, pods: usize, services: usize) -> Vec<Value> {
     generate(size).expect("a valid size").objects
 }
 
-/// A small generated cluster, as served, with every case the readers tell apart.
-fn fixture() -> Snapshot {
-    let objects = generated(4, 12, 5);
-    // Pod k runs on node k % 4; node-003 is not ready (no k8s.ovn.org annotations yet), so
-    // pods 3, 7 and 11 wait for it.
-    let mut nodes: Vec<Value> = of_kind(&objects, "Node")
-        .into_iter()
-        .map(real_node)
-        .collect();
-    nodes[3]["metadata"]["annotations"] = json!({"node.alpha.kubernetes.io/ttl": "0"});
-
-    let mut pods: Vec<Value> = of_kind(&objects, "Pod").into_iter().map(real_pod).collect();
+/// The generated cluster's pods as served, with every case the readers tell apart.
+fn fixture_pods(objects: &[Value]) -> Vec<Value> {
+    let mut pods: Vec<Value> = of_kind(objects, "Pod").into_iter().map(real_pod).collect();
     let no_address = |pod: &mut Value| {
         pod["metadata"]["annotations"] = json!({"openshift.io/scc": "hostnetwork-v2"});
     };
@@ -345,6 +338,25 @@ fn fixture() -> Snapshot {
     // Running without its address: an error.
     no_address(&mut pods[9]);
     pods[11]["metadata"]["deletionTimestamp"] = json!("2026-11-20T11:00:00Z");
+    pods
+}
+
+/// The objects of a small generated cluster.
+fn fixture_objects() -> Vec<Value> {
+    generated(4, 12, 5)
+}
+
+/// A small generated cluster, as served, with every case the readers tell apart.
+fn fixture() -> Snapshot {
+    let objects = fixture_objects();
+    // Pod k runs on node k % 4; node-003 is not ready (no k8s.ovn.org annotations yet), so
+    // pods 3, 7 and 11 wait for it.
+    let mut nodes: Vec<Value> = of_kind(&objects, "Node")
+        .into_iter()
+        .map(real_node)
+        .collect();
+    nodes[3]["metadata"]["annotations"] = json!({"node.alpha.kubernetes.io/ttl": "0"});
+    let pods = fixture_pods(&objects);
 
     let mut services: Vec<Value> = of_kind(&objects, "Service")
         .into_iter()
@@ -408,19 +420,19 @@ fn fixture() -> Snapshot {
 fn slim(full: &Snapshot) -> Snapshot {
     Snapshot {
         nodes: slimmed(&full.nodes, slim_node),
-        pods: slimmed(&full.pods, slim_pod),
+        // The pod store keeps records instead (`pod_records_give_what_full_pods_give`).
+        pods: full.pods.clone(),
         services: slimmed(&full.services, slim_service),
         endpoint_slices: slimmed(&full.endpoint_slices, slim_endpoint_slice),
     }
 }
 
-/// Every object's metadata, kind by kind.
+/// The metadata of every slimmed kind's objects, kind by kind.
 fn metas(objects: &Snapshot) -> Vec<&ObjectMeta> {
     let nodes = objects.nodes.iter().map(|o| &o.metadata);
-    let pods = objects.pods.iter().map(|o| &o.metadata);
     let services = objects.services.iter().map(|o| &o.metadata);
     let slices = objects.endpoint_slices.iter().map(|o| &o.metadata);
-    nodes.chain(pods).chain(services).chain(slices).collect()
+    nodes.chain(services).chain(slices).collect()
 }
 
 #[test]
@@ -463,13 +475,61 @@ fn the_desired_state_of_slim_objects_is_the_same() {
             ]
         );
     }
-    for (f, s) in full.pods.iter().zip(&slim.pods) {
-        assert_eq!(PodInfo::from_pod(f), PodInfo::from_pod(s));
-        assert_eq!(needs_address(f), needs_address(s));
-    }
     for (f, s) in full.services.iter().zip(&slim.services) {
         assert_eq!(ServiceInfo::from_service(f), ServiceInfo::from_service(s));
     }
+}
+
+/// What the pod store keeps of a pod as served.
+fn pod_record(served: Value) -> PodRecord {
+    decode::<PodObject>(served).into_record()
+}
+
+/// What a pod's rows and address depend on is the same read from a record decoded from the
+/// served JSON (managedFields, containers, statuses, labels and all) as from the full pod.
+#[test]
+fn pod_records_give_what_full_pods_give() {
+    let served = fixture_pods(&fixture_objects());
+    let pods: Vec<Pod> = served.iter().cloned().map(decode).collect();
+    let objects: Vec<PodObject> = served.into_iter().map(decode).collect();
+    let records: Vec<PodRecord> = objects
+        .iter()
+        .cloned()
+        .map(PodObject::into_record)
+        .collect();
+    for ((pod, object), record) in pods.iter().zip(&objects).zip(&records) {
+        assert_eq!(record.parts(), PodParts::of_pod(pod));
+        assert_eq!(PodInfo::from_parts(&record.parts()), PodInfo::from_pod(pod));
+        assert_eq!(needs_address(record), PodParts::of_pod(pod).gets_address());
+        let meta = &pod.metadata;
+        assert_eq!(Some(&record.uid), meta.uid.as_ref());
+        // The watcher resumes from the resourceVersion; the store does not keep it.
+        let resume = ObjectMeta {
+            resource_version: meta.resource_version.clone(),
+            ..ObjectMeta::default()
+        };
+        assert!(resume.resource_version.is_some());
+        assert_eq!(object.metadata, resume);
+    }
+    let infos: Vec<_> = records
+        .iter()
+        .map(|r| PodInfo::from_parts(&r.parts()))
+        .collect();
+    assert!(matches!(&infos[8], Ok(Some(i)) if i.node == "node-000" && i.name == "pod-8"));
+    assert!(records[8].pod_networks.is_some() && !records[8].completed);
+    // Host network, not scheduled, completed: no address and no port.
+    assert!(records[4].host_network && matches!(infos[4], Ok(None)));
+    assert!(records[5].node_name.is_none() && matches!(infos[5], Ok(None)));
+    assert!(records[6].completed && matches!(infos[6], Ok(None)));
+    // Running without its address: an error naming it.
+    assert!(records[9].pod_networks.is_none());
+    assert!(matches!(&infos[9], Err(e) if e.name == "ns9/pod-9"));
+    // Nulls and absent sections read as absent.
+    let bare = pod_record(json!({"metadata": {"name": "p", "annotations": null},
+                                 "spec": null, "status": {"phase": null}}));
+    assert_eq!(bare.parts().name, "p");
+    assert_eq!(bare.parts().namespace, "default");
+    assert!(!bare.parts().gets_address() && bare.pod_networks.is_none());
 }
 
 #[test]
@@ -503,23 +563,13 @@ fn slim_objects_keep_identity_and_ovn_annotations() {
         assert_eq!(s.resource_version, f.resource_version);
         assert_eq!(s.deletion_timestamp, f.deletion_timestamp);
     }
-    assert!(slim.pods[11].metadata.deletion_timestamp.is_some());
     let ovn = |o: &ObjectMeta| -> BTreeMap<String, String> {
         let mut a = o.annotations.clone().unwrap_or_default();
         a.retain(|k, _| k.starts_with("k8s.ovn.org/"));
         a
     };
-    let node_and_pod_metas = |f: &Snapshot| -> Vec<ObjectMeta> {
-        let nodes = f.nodes.iter().map(|o| o.metadata.clone());
-        nodes
-            .chain(f.pods.iter().map(|o| o.metadata.clone()))
-            .collect()
-    };
-    for (f, s) in node_and_pod_metas(&full)
-        .iter()
-        .zip(&node_and_pod_metas(&slim))
-    {
-        assert_eq!(ovn(s), ovn(f));
+    for (f, s) in full.nodes.iter().zip(&slim.nodes) {
+        assert_eq!(ovn(&s.metadata), ovn(&f.metadata));
     }
     assert_eq!(ovn(&slim.nodes[0].metadata).len(), 9);
     for s in &slim.endpoint_slices {
@@ -539,14 +589,6 @@ fn slimming_drops_the_big_fields() {
     }
     for n in &slim.nodes {
         assert!(n.metadata.labels.is_none() && n.spec.is_none() && n.status.is_none());
-    }
-    for p in &slim.pods {
-        assert!(p.metadata.labels.is_none());
-        let spec = p.spec.as_ref().unwrap();
-        assert!(spec.containers.is_empty() && spec.volumes.is_none() && spec.tolerations.is_none());
-        let status = p.status.as_ref().unwrap();
-        assert!(status.phase.is_some() && status.container_statuses.is_none());
-        assert!(status.conditions.is_none() && status.pod_ips.is_none());
     }
     for s in &slim.services {
         let spec = s.spec.as_ref().unwrap();
@@ -641,25 +683,29 @@ where
 }
 
 /// Prints and returns the stored bytes per object of `bench` objects of one kind, and of the
-/// same objects as served (`real`), as decoded and as slimmed.
-fn footprint<K>(
+/// same objects as served (`real`), as decoded into a `K` and as a store keeps them (`stored`,
+/// from the JSON).
+fn footprint<K, S>(
     bench: Vec<Value>,
     real: fn(Value) -> Value,
-    slim: fn(&mut K),
+    stored: impl Fn(Value) -> S,
 ) -> [(isize, isize); 2]
 where
     K: Clone + DeserializeOwned + Lookup<DynamicType = ()>,
+    S: Clone + Lookup<DynamicType = ()>,
 {
     let kind = K::kind(&()).into_owned();
-    let served: Vec<K> = bench.iter().cloned().map(real).map(decode).collect();
-    let bench: Vec<K> = bench.into_iter().map(decode).collect();
-    [("bench", bench), ("real", served)].map(|(shape, objects)| {
-        let ((before, before_blocks), (key, key_blocks)) = stored_per_object(&objects);
-        let ((after, after_blocks), _) = stored_per_object(&slimmed(&objects, slim));
+    let served: Vec<Value> = bench.iter().cloned().map(real).collect();
+    [("bench", bench), ("real", served)].map(|(shape, values)| {
+        let objects: Vec<K> = values.iter().cloned().map(decode).collect();
+        let kept: Vec<S> = values.into_iter().map(&stored).collect();
+        let ((before, before_blocks), _) = stored_per_object(&objects);
+        let ((after, after_blocks), (key, key_blocks)) = stored_per_object(&kept);
         println!(
             "{kind:<13} {shape:<5} size_of {:>5}  stored {before:>6} B in {before_blocks:>3} blocks \
-             -> {after:>5} B in {after_blocks:>3} blocks  (+ key {key} B in {key_blocks} blocks)",
-            std::mem::size_of::<K>()
+             -> size_of {:>5}  stored {after:>5} B in {after_blocks:>3} blocks  (+ its key {key} B in {key_blocks} blocks)",
+            std::mem::size_of::<K>(),
+            std::mem::size_of::<S>()
         );
         (before, after)
     })
@@ -672,14 +718,16 @@ where
 fn store_footprint_per_object() {
     let objects = generated(100, 1000, 500);
     let figures = [
-        footprint(of_kind(&objects, "Node"), real_node, slim_node),
-        footprint(of_kind(&objects, "Pod"), real_pod, slim_pod),
-        footprint(of_kind(&objects, "Service"), real_service, slim_service),
-        footprint(
-            of_kind(&objects, "EndpointSlice"),
-            real_slice,
-            slim_endpoint_slice,
-        ),
+        footprint::<Node, _>(of_kind(&objects, "Node"), real_node, |v| {
+            slim_node(decode(v))
+        }),
+        footprint::<Pod, _>(of_kind(&objects, "Pod"), real_pod, pod_record),
+        footprint::<Service, _>(of_kind(&objects, "Service"), real_service, |v| {
+            slim_service(decode(v))
+        }),
+        footprint::<EndpointSlice, _>(of_kind(&objects, "EndpointSlice"), real_slice, |v| {
+            slim_endpoint_slice(decode(v))
+        }),
     ];
     for (before, after) in figures.into_iter().flatten() {
         assert!(
