@@ -743,7 +743,7 @@ pub(crate) fn key_matches(id: &RowId, row: &Row) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_common::{apply, generated_snapshot, microshift_config, nb_replica};
+    use crate::test_common::{apply, generated_snapshot, microshift_config, nb_replica, of_keys};
     use crate::{diff, Scope};
     use ovnkube_desired::desired_cluster;
 
@@ -768,23 +768,6 @@ mod tests {
             .map(|l| (l.parent, l.column, l.child, l.owner.clone()))
             .collect();
         (rows, links)
-    }
-
-    fn of_keys(desired: &Desired, keys: &BTreeSet<OwnerKey>) -> Desired {
-        Desired {
-            rows: desired
-                .rows
-                .iter()
-                .filter(|(_, r)| keys.contains(&r.owner))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-            links: desired
-                .links
-                .iter()
-                .filter(|l| keys.contains(&l.owner))
-                .cloned()
-                .collect(),
-        }
     }
 
     #[test]

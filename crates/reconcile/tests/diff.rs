@@ -4,7 +4,7 @@ mod common;
 
 use std::collections::BTreeSet;
 
-use common::{apply, generated_snapshot, microshift_config, nb_replica, seed_snapshot};
+use common::{apply, generated_snapshot, microshift_config, nb_replica, of_keys, seed_snapshot};
 use ovnkube_desired::names::*;
 use ovnkube_desired::{desired_cluster, Desired, OwnerKey};
 use ovnkube_reconcile::{diff, diff_owned, Diff, Scope};
@@ -517,24 +517,6 @@ fn the_owned_diff_is_the_same_diff() {
         let borrowed = diff(&desired, replica, &scope);
         assert!(!borrowed.ops.is_empty());
         assert_eq!(diff_owned(desired.clone(), replica, &scope), borrowed);
-    }
-}
-
-/// The rows and links of `desired` that belong to `keys`.
-fn of_keys(desired: &Desired, keys: &BTreeSet<OwnerKey>) -> Desired {
-    Desired {
-        rows: desired
-            .rows
-            .iter()
-            .filter(|(_, r)| keys.contains(&r.owner))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
-        links: desired
-            .links
-            .iter()
-            .filter(|l| keys.contains(&l.owner))
-            .cloned()
-            .collect(),
     }
 }
 

@@ -5,10 +5,10 @@
 
 #![allow(dead_code)]
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
-use ovnkube_desired::{Config, Snapshot};
+use ovnkube_desired::{Config, Desired, OwnerKey, Snapshot};
 use ovsdb::ops::{Condition, Function, Mutator, Operation};
 use ovsdb::replica::Replica;
 use ovsdb::schema::DatabaseSchema;
@@ -287,5 +287,23 @@ fn garbage_collect(replica: &mut Replica) {
         if !changed {
             break;
         }
+    }
+}
+
+/// The rows and links of `desired` that belong to `keys`.
+pub fn of_keys(desired: &Desired, keys: &BTreeSet<OwnerKey>) -> Desired {
+    Desired {
+        rows: desired
+            .rows
+            .iter()
+            .filter(|(_, r)| keys.contains(&r.owner))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        links: desired
+            .links
+            .iter()
+            .filter(|l| keys.contains(&l.owner))
+            .cloned()
+            .collect(),
     }
 }
