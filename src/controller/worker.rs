@@ -350,7 +350,8 @@ impl Worker {
                 };
                 (key, rows)
             });
-            let plan = self.plan_objects(rows.collect::<Vec<_>>()).await;
+            // Lazily: each object's small `Desired` is merged into the batch's and freed at once.
+            let plan = self.plan_objects(rows).await;
             if in_flight.len() == FULL_SYNC_IN_FLIGHT {
                 let t = Instant::now();
                 writes += in_flight.next().await.expect("in flight")?;

@@ -16,17 +16,19 @@ use uuid::Uuid;
 
 mod row;
 mod sets;
+mod text;
 
 pub use row::{Columns, Row};
 pub use sets::{AtomMap, AtomSet, Pairs};
+pub use text::Text;
 
-/// One OVSDB atom (strings boxed, so an atom is 24 bytes rather than 32).
+/// One OVSDB atom (24 bytes: short strings inline, longer ones boxed).
 #[derive(Debug, Clone)]
 pub enum Atom {
     Integer(i64),
     Real(f64),
     Boolean(bool),
-    String(Box<str>),
+    String(Text),
     Uuid(Uuid),
     /// A reference to a row inserted earlier in the same transaction (`["named-uuid", name]`).
     NamedUuid(Box<str>),

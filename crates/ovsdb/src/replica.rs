@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::datum::{Atom, Datum, Row};
+use crate::datum::{Atom, Datum, Row, Text};
 use crate::schema::DatabaseSchema;
 use crate::updates::{RowUpdate1, RowUpdate2, TableUpdates};
 
@@ -94,9 +94,9 @@ where
 #[derive(Debug, Default, Clone)]
 pub struct Table {
     rows: HashMap<Uuid, Row>,
-    by_name: HashMap<Box<str>, Members<Uuid>>,
+    by_name: HashMap<Text, Members<Uuid>>,
     /// Indexed `external_ids` key -> value -> rows (nested so lookups by `&str` allocate nothing).
-    by_external_id: HashMap<Box<str>, HashMap<Box<str>, Members<Uuid>>>,
+    by_external_id: HashMap<Text, HashMap<Text, Members<Uuid>>>,
 }
 
 impl Table {

@@ -8,7 +8,7 @@
 use std::cmp::Ordering;
 use std::fmt;
 
-use super::Atom;
+use super::{Atom, Text};
 
 /// Sorts `items` with a stable sort and keeps the last of each run of equal items, which is
 /// what collecting into (or inserting twice into) a `BTreeMap` keeps for a repeated key.
@@ -233,8 +233,8 @@ impl AtomMap {
     /// The value of the string key `key` (without building an atom for it).
     pub fn get_str(&self, key: &str) -> Option<&Atom> {
         let at = self.0.binary_search_by(|(k, _)| match k {
-            Atom::String(s) => (**s).cmp(key),
-            other => other.cmp(&Atom::String(Box::default())),
+            Atom::String(s) => s.as_str().cmp(key),
+            other => other.cmp(&Atom::String(Text::default())),
         });
         at.ok().map(|at| &self.0[at].1)
     }
