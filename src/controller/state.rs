@@ -108,7 +108,7 @@ impl ClusterView {
                             };
                             old != print
                         };
-                        q.add(WorkKey::Object(OwnerKey::Node(name)));
+                        q.add(WorkKey::Object(OwnerKey::Node(name.into())));
                         if changed {
                             // Services have per-node load balancers; pods wait for their node.
                             q.add(WorkKey::Full);
@@ -126,7 +126,8 @@ impl ClusterView {
                 PodObject::into_record,
                 move |n: Notice<'_, PodRecord>| match n {
                     Notice::Applied(p) | Notice::Deleted(p) => {
-                        let key = OwnerKey::Pod(p.namespace.clone(), p.name.clone());
+                        let key =
+                            OwnerKey::Pod(p.namespace.as_str().into(), p.name.as_str().into());
                         q.add(WorkKey::Object(key));
                     }
                     Notice::Listed { first } => listed(first, &q),
@@ -142,7 +143,7 @@ impl ClusterView {
                 move |n: Notice<'_, Service>| match n {
                     Notice::Applied(s) | Notice::Deleted(s) => {
                         let (ns, name) = ns_name(&s.metadata);
-                        q.add(WorkKey::Object(OwnerKey::Service(ns, name)));
+                        q.add(WorkKey::Object(OwnerKey::Service(ns.into(), name.into())));
                     }
                     Notice::Listed { first } => listed(first, &q),
                 },
@@ -176,7 +177,7 @@ impl ClusterView {
                                 set.insert(name);
                             }
                         }
-                        q.add(WorkKey::Object(OwnerKey::Service(ns, svc)));
+                        q.add(WorkKey::Object(OwnerKey::Service(ns.into(), svc.into())));
                     }
                     Notice::Listed { first } => listed(first, &q),
                 },

@@ -40,10 +40,10 @@ enum Object {
 impl Object {
     fn key(&self) -> OwnerKey {
         match self {
-            Object::Pod(p) => OwnerKey::Pod(p.namespace.clone(), p.name.clone()),
+            Object::Pod(p) => OwnerKey::Pod(p.namespace.as_str().into(), p.name.as_str().into()),
             Object::Service(s) => {
                 let (ns, name) = ns_name(&s.metadata);
-                OwnerKey::Service(ns, name)
+                OwnerKey::Service(ns.into(), name.into())
             }
         }
     }
@@ -164,7 +164,7 @@ impl Worker {
                 let node = self
                     .node_with_addresses(node)
                     .await
-                    .map_err(|e| ObjectError::new("Node", name.clone(), e.to_string()))?;
+                    .map_err(|e| ObjectError::new("Node", name.to_string(), e.to_string()))?;
                 let info = ovnkube_desired::NodeInfo::from_node(&node, &self.config)?;
                 Ok(node_rows(&self.config, &info))
             }
@@ -320,7 +320,7 @@ impl Worker {
         let mut live = BTreeSet::from([OwnerKey::Cluster]);
         let mut base = vec![(OwnerKey::Cluster, Ok(cluster_rows(&self.config)))];
         for node in &nodes {
-            let key = OwnerKey::Node(node.metadata.name.clone().unwrap_or_default());
+            let key = OwnerKey::Node(node.metadata.name.as_deref().unwrap_or_default().into());
             let rows = ovnkube_desired::NodeInfo::from_node(node, &self.config)
                 .map(|info| node_rows(&self.config, &info));
             live.insert(key.clone());

@@ -9,20 +9,22 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::sync::Arc;
 
 use ovsdb::{Datum, Row};
 
-/// The Kubernetes key (or the cluster itself) that a row or link is derived from.
+/// The Kubernetes key (or the cluster itself) that a row or link is derived from. Every row and
+/// link carries its key, so the names are shared (`Arc<str>`): a clone allocates nothing.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum OwnerKey {
     /// Cluster-wide topology: `ovn_cluster_router`, `join`, groups.
     Cluster,
     /// A Node: its switch, gateway router, external switch, routes and policies.
-    Node(String),
+    Node(Arc<str>),
     /// A Pod (`namespace`, `name`): its switch port (and per-pod SNAT).
-    Pod(String, String),
+    Pod(Arc<str>, Arc<str>),
     /// A Service (`namespace`, `name`): its load balancers and their attachments.
-    Service(String, String),
+    Service(Arc<str>, Arc<str>),
 }
 
 impl fmt::Display for OwnerKey {

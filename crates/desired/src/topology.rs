@@ -204,7 +204,7 @@ pub(crate) fn snat(
 /// gateway is disabled) `GR_<node>`, its join and external ports, `ext_<node>` and the GR's
 /// routes and NAT.
 pub fn node_rows(config: &Config, node: &NodeInfo) -> Desired {
-    let owner = OwnerKey::Node(node.name.clone());
+    let owner = OwnerKey::Node(node.name.as_str().into());
     let n = node.name.as_str();
     let mut d = Desired::default();
     let gw_ip = node.gateway_ip();

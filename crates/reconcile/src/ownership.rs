@@ -20,6 +20,7 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::Ipv4Addr;
+use std::sync::Arc;
 
 use ovnkube_desired::names::*;
 use ovnkube_desired::net::Ipv4Cidr;
@@ -95,8 +96,8 @@ fn str_col<'a>(row: &'a Row, col: &str) -> &'a str {
 /// Addresses that tie a row to a key when its name does not.
 #[derive(Default)]
 struct Hints {
-    subnet_node: HashMap<Ipv4Cidr, String>,
-    join_node: HashMap<Ipv4Addr, String>,
+    subnet_node: HashMap<Ipv4Cidr, Arc<str>>,
+    join_node: HashMap<Ipv4Addr, Arc<str>>,
     pod_ip: HashMap<Ipv4Addr, OwnerKey>,
     join_subnet: Option<Ipv4Cidr>,
 }
@@ -109,7 +110,7 @@ impl Hints {
             .and_then(Atom::as_str)
         {
             if let Ok(c) = s.parse::<Ipv4Cidr>() {
-                self.subnet_node.insert(c.trunc(), name.to_owned());
+                self.subnet_node.insert(c.trunc(), name.into());
             }
         }
     }
@@ -122,7 +123,7 @@ impl Hints {
             self.join_subnet = networks.first().map(Ipv4Cidr::trunc);
         } else if let Some(node) = name.strip_prefix("rtoj-GR_") {
             for n in networks {
-                self.join_node.insert(n.addr, node.to_owned());
+                self.join_node.insert(n.addr, node.into());
             }
         }
     }
@@ -204,7 +205,7 @@ fn pod_owner(row: &Row) -> Option<OwnerKey> {
     }
     let ns = ext.get("namespace").and_then(Atom::as_str)?;
     let pod = name_of(row).strip_prefix(ns)?.strip_prefix('_')?;
-    Some(OwnerKey::Pod(ns.to_owned(), pod.to_owned()))
+    Some(OwnerKey::Pod(ns.into(), pod.into()))
 }
 
 fn is_node_switch(row: &Row) -> bool {
@@ -216,7 +217,7 @@ fn is_node_switch(row: &Row) -> bool {
 /// The owner of a root row, or `None` when it is not ours.
 fn root_owner(table: &str, row: &Row) -> Option<Owner> {
     let name = name_of(row);
-    let node = |n: &str| Some(Some(OwnerKey::Node(n.to_owned())));
+    let node = |n: &str| Some(Some(OwnerKey::Node(n.into())));
     match table {
         LOGICAL_ROUTER if name == CLUSTER_ROUTER => Some(Some(OwnerKey::Cluster)),
         LOGICAL_ROUTER => name.strip_prefix("GR_").and_then(node),
@@ -264,7 +265,7 @@ fn child_owner(
     let node_named = |prefix: &str| {
         cname
             .strip_prefix(prefix)
-            .map(|n| Some(OwnerKey::Node(n.to_owned())))
+            .map(|n| Some(OwnerKey::Node(n.into())))
     };
     if pname == CLUSTER_ROUTER {
         return match column {
@@ -279,7 +280,7 @@ fn child_owner(
                 (prio == Some(NODE_REROUTE_PRIORITY))
                     .then(|| node_of_reroute_match(str_col(child, "match")))
                     .flatten()
-                    .map(|n| Some(OwnerKey::Node(n.to_owned())))
+                    .map(|n| Some(OwnerKey::Node(n.into())))
             }
             _ => None,
         };
@@ -300,7 +301,7 @@ fn child_owner(
     }
     match parent_owner {
         // A node switch: only its stor-/k8s- ports and pod ports.
-        Some(OwnerKey::Node(n)) if pname == n => {
+        Some(OwnerKey::Node(n)) if pname == &**n => {
             if cname == switch_to_router(n) || cname == management_port(n) {
                 Some(parent_owner.clone())
             } else {

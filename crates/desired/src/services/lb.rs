@@ -105,7 +105,7 @@ pub fn service_rows(
         .iter()
         .chain(&per_node)
         .any(|c| c.eps.ips.iter().any(|ip| !config.in_cluster_subnets(*ip)));
-    let owner = OwnerKey::Service(svc.namespace.clone(), svc.name.clone());
+    let owner = OwnerKey::Service(svc.namespace.as_str().into(), svc.name.as_str().into());
     let lbs = LbWriter {
         config,
         svc,
