@@ -186,6 +186,8 @@ async fn controller_converges_follows_changes_and_restarts_without_writes() {
 
     // (Bad input is covered by controller_faults.rs, where it must produce Events.)
     // 4. Watch expiry: the controller relists and writes nothing new for unchanged objects.
+    // (NB shows a transaction before the controller has counted its operations: wait first.)
+    first.wait_quiet(Duration::from_secs(30)).await;
     let before = first.nb_operations();
     cluster.api.expire_watches();
     cluster.api.close_watches();
