@@ -14,7 +14,7 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Event, Namespace, Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
-use ovn_testlab::Lab;
+use ovn_testlab::{Lab, ServerId};
 use ovsdb::replica::Replica;
 use ovsdb::{Client, ClientConfig, Datum, Row};
 use serde_json::json;
@@ -316,13 +316,20 @@ async fn assert_converged(cluster: &Cluster, nb: &str, controller: &Controller) 
     assert!(!log.contains("panicked"), "{log}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn nb_killed_and_restarted_during_churn() {
+/// The seed's cluster in the API test server and a controller (tagged `tag`) programming one
+/// standalone NB: the cluster, the NB's id in the lab, its remote, the controller.
+async fn seed_on_one_nb(tag: &str) -> (Cluster, ServerId, String, Controller) {
     let mut lab = Lab::new().unwrap();
     let nb_id = lab.start_nb().unwrap();
     let nb = lab.server(nb_id).unix_remote();
-    let mut cluster = Cluster::with_seed(lab).await;
-    let controller = cluster.start_controller(&nb, "nb-restart").await;
+    let cluster = Cluster::with_seed(lab).await;
+    let controller = cluster.start_controller(&nb, tag).await;
+    (cluster, nb_id, nb, controller)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nb_killed_and_restarted_during_churn() {
+    let (mut cluster, nb_id, nb, controller) = seed_on_one_nb("nb-restart").await;
 
     let churn =
         tokio::spawn(Churn::new(&cluster.client, "nbr").run(120, Duration::from_millis(15)));
@@ -338,6 +345,23 @@ async fn nb_killed_and_restarted_during_churn() {
     assert!(
         controller.metric("ovnkube_controller_nb_reconnects_total") >= 1.0,
         "the controller did not see the NB go away; see {}",
+        controller.log.display()
+    );
+}
+
+/// MicroShift recreating its NB container without its data: the running controller reconnects
+/// to an empty NB, which no Kubernetes event announces, and programs everything again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nb_recreated_empty_under_a_running_controller() {
+    let (mut cluster, nb_id, nb, controller) = seed_on_one_nb("nb-recreate").await;
+    assert_converged(&cluster, &nb, &controller).await;
+    let written = controller.nb_operations();
+
+    cluster.lab.recreate(nb_id).unwrap();
+    assert_converged(&cluster, &nb, &controller).await;
+    assert!(
+        controller.nb_operations() > written,
+        "the controller wrote nothing after the NB was recreated; see {}",
         controller.log.display()
     );
 }

@@ -33,7 +33,7 @@ use allocate::Ipam;
 use events::EventRecorder;
 use leader::{LeaderElector, LeaseTiming};
 use queue::{Backoff, WorkQueue};
-use state::{ClusterView, NodeInfos};
+use state::{ClusterView, NodeInfos, WorkKey};
 use worker::Worker;
 
 /// Arguments: ovnkube's own flags, in its syntax (`--init-master node --nb-address ...`).
@@ -190,6 +190,9 @@ async fn run_async(
         .await
         .with_context(|| format!("connecting to NB at {}", ovnkube.nb_address.join(",")))?;
     info!(remote = ?nb.current_remote(), rows = nb.replica().row_count(), "NB replica ready");
+    // The start-up full sync covers this first load; a later one is answered by `resync_on_reload`.
+    let mut nb_reloads = nb.reloads();
+    nb_reloads.borrow_and_update();
 
     if options.leader_election {
         let (tx, mut leading) = tokio::sync::watch::channel(false);
@@ -256,6 +259,7 @@ async fn run_async(
         .context("the start-up full sync failed")?;
     metrics.set_ready(started.elapsed());
     info!(writes, elapsed = ?started.elapsed(), "initial sync done; ready");
+    tokio::spawn(resync_on_reload(nb_reloads, worker.queue.clone()));
     let queue = worker.queue.clone();
     tokio::spawn(async move {
         shutdown_signal().await;
@@ -264,6 +268,20 @@ async fn run_async(
     });
     worker.run().await;
     Ok(())
+}
+
+/// Queues a full sync whenever the NB replica is reloaded from a full dump: after a reconnection
+/// the server could not resume (a restarted standalone NB, or one recreated empty, as when
+/// MicroShift recreates its NB container) any row may be gone or changed, and no Kubernetes
+/// event will say which.
+async fn resync_on_reload(
+    mut reloads: tokio::sync::watch::Receiver<u64>,
+    queue: Arc<WorkQueue<WorkKey>>,
+) {
+    while reloads.changed().await.is_ok() {
+        info!("NB replica reloaded from a full dump; full sync");
+        queue.add(WorkKey::Full);
+    }
 }
 
 /// Runs the node agent on its own thread, as MicroShift's single ovnkube process does with

@@ -87,6 +87,14 @@ impl ServerOptions {
             schema: None,
         }
     }
+
+    /// The schema file the database is created from.
+    fn schema_path(&self) -> String {
+        match &self.schema {
+            Some(p) => p.to_string_lossy().into_owned(),
+            None => self.db.schema_path().to_owned(),
+        }
+    }
 }
 
 /// Index of a server inside its [`Lab`].
@@ -104,6 +112,9 @@ pub struct Server {
     tcp_port: Option<u16>,
     ssl_port: Option<u16>,
     args: Vec<String>,
+    /// The database file and the schema it was created from (for [`Lab::recreate`]).
+    db_file: PathBuf,
+    schema: String,
     child: Option<Child>,
 }
 
@@ -237,10 +248,7 @@ impl Lab {
         let name = self.next_name(opts.db);
         let db_file = self.path().join(format!("{name}.db"));
         let db_path = db_file.to_string_lossy().into_owned();
-        let schema = match &opts.schema {
-            Some(p) => p.to_string_lossy().into_owned(),
-            None => opts.db.schema_path().to_owned(),
-        };
+        let schema = opts.schema_path();
         if opts.clustered {
             let raft = format!(
                 "unix:{}",
@@ -293,6 +301,8 @@ impl Lab {
         self.servers.push(Server {
             name,
             db: opts.db,
+            db_file,
+            schema: opts.schema_path(),
             clustered: opts.clustered,
             sock,
             ctl,
@@ -441,6 +451,21 @@ impl Lab {
         if let Some(mut child) = self.servers[id.0].child.take() {
             kill_group(&mut child);
         }
+    }
+
+    /// Stops a standalone server and starts it on a new, empty database with the same listeners:
+    /// a database container recreated without its data.
+    pub fn recreate(&mut self, id: ServerId) -> io::Result<()> {
+        let s = &self.servers[id.0];
+        if s.clustered {
+            return Err(other_err(format!("{} is clustered", s.name)));
+        }
+        let (db, schema) = (s.db_file.to_string_lossy().into_owned(), s.schema.clone());
+        self.kill(id);
+        std::fs::remove_file(&db)?;
+        self.run("ovsdb-tool", &["create", &db, &schema])?;
+        self.spawn(id)?;
+        self.wait_ready(id)
     }
 
     /// Starts a killed server again on the same DB file and listeners.

@@ -110,6 +110,8 @@ pub(crate) struct Inner {
     pub sync: Mutex<SyncState>,
     pub conn: watch::Sender<Option<Connection>>,
     pub generation: watch::Sender<u64>,
+    /// Replica loads from a full dump (see [`Client::reloads`]).
+    pub reloads: watch::Sender<u64>,
     pub last_error: Mutex<Option<String>>,
     pub last_disconnect: Mutex<Option<String>>,
     pub metrics: Metrics,
@@ -213,6 +215,7 @@ impl Client {
             }),
             conn: watch::channel(None).0,
             generation: watch::channel(0).0,
+            reloads: watch::channel(0).0,
             last_error: Mutex::new(None),
             last_disconnect: Mutex::new(None),
             metrics: Metrics::default(),
@@ -267,6 +270,14 @@ impl Client {
     /// A receiver whose value (a generation number) changes after every replica change.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.inner.generation.subscribe()
+    }
+
+    /// A receiver whose value counts the loads of the replica from a full dump: the first one,
+    /// and each reconnection the server could not resume from our last txn id (a restarted
+    /// standalone server, a recreated database), after which the replica may differ from before
+    /// in any way, and a writer that keeps the database converged must compare it all again.
+    pub fn reloads(&self) -> watch::Receiver<u64> {
+        self.inner.reloads.subscribe()
     }
 
     /// The server's schema from the latest connection.

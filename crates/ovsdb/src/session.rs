@@ -230,6 +230,7 @@ async fn monitor(
             // Freeing a large replica takes long (many small allocations): not under the
             // lock, and not on an async worker.
             tokio::task::spawn_blocking(move || drop(old));
+            inner.reloads.send_modify(|n| *n += 1);
         }
         finish_monitor(&mut sync, reply_txn_id, applied.is_ok());
         applied.map_err(apply_err)?;
