@@ -2,8 +2,8 @@
 # Benchmark of `ovnkube-rs controller` (not a test): builds both release binaries and runs
 # crates/ctlbench against a real NB (and SB + ovn-northd) under a temp dir, with the API test
 # server in-process loaded with a generated cluster. Prints cold converge vs. the raw write floor,
-# EndpointSlice churn latency (NB and through ovn-northd), restart, peak RSS and CPU, and
-# whether each goal is met.
+# EndpointSlice churn latency (NB and through ovn-northd), restart, the refill of an NB recreated
+# empty under the running controller, peak RSS and CPU, and whether each goal is met.
 #
 # Usage: hack/bench-controller.sh [ctlbench flags]
 #   default scenario S: --nodes 100 --pods 10000 --services 5000 --endpoints-per-service 5

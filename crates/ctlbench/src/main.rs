@@ -1,7 +1,8 @@
 //! `ctlbench`: benchmarks `ovnkube-rs controller` (a release binary) against a real NB and the
 //! in-process API test server loaded with a generated cluster, and prints one report:
 //! cold converge against the raw write floor, EndpointSlice churn latency to NB and through
-//! ovn-northd to SB, restart on a converged NB, peak RSS and CPU time. Not a test: it reports
+//! ovn-northd to SB, restart on a converged NB, the refill of an NB recreated empty under the
+//! running controller, peak RSS and CPU time. Not a test: it reports
 //! whether the goals are met and exits 0 either way (non-zero only when something broke).
 //! Run it through `hack/bench-controller.sh`.
 
