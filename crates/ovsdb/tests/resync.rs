@@ -129,6 +129,8 @@ async fn standalone_restart_resyncs_in_full() {
     // A standalone server keeps no transaction history: every resync is a full one.
     assert_eq!(m.last_monitor_found, Some(false));
     assert_eq!(m.resyncs_full, 3, "{m:?}");
+    // Each full resync is announced to whoever must compare the whole database again.
+    assert_eq!(*client.reloads().borrow(), 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -138,6 +140,8 @@ async fn clustered_restart_resumes_from_last_txn_id() {
     let m = client.metrics();
     assert_eq!(m.last_monitor_found, Some(true), "{m:?}");
     assert_eq!((m.resyncs_full, m.resyncs_found), (1, 2), "{m:?}");
+    // Resumed monitors kept the replica: only the first load counts as a reload.
+    assert_eq!(*client.reloads().borrow(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
