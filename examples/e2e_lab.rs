@@ -16,6 +16,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use e2e_common::seed::{SeedLab, GATEWAY_ROUTER_FLOWS, OVN_AND_MGMT_PORT_FLOWS};
 
+/// The OVS coverage counter of packets dropped at the datapath's recirculation depth limit.
+const RECIRCULATION_DROPS: &str = "datapath_drop_recirc_error";
+
 fn ovnkube_rs_bin() -> anyhow::Result<PathBuf> {
     if let Some(bin) = std::env::var_os("OVNKUBE_RS_BIN") {
         return Ok(bin.into());
@@ -32,21 +35,6 @@ fn ovnkube_rs_bin() -> anyhow::Result<PathBuf> {
         bin.display()
     );
     Ok(bin)
-}
-
-/// Packets the lab's ovs-vswitchd has dropped at its recirculation depth limit since it started
-/// (0 when the counter cannot be read).
-fn recirculation_drops(seed: &SeedLab) -> u64 {
-    let node = &seed.lab.node;
-    let out = std::process::Command::new("ip")
-        .args(["netns", "exec", &node.netns, "ovs-appctl"])
-        .args(["coverage/read-counter", "datapath_drop_recirc_error"])
-        .env("OVS_RUNDIR", node.dir())
-        .output();
-    out.ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|text| text.trim().parse().ok())
-        .unwrap_or(0)
 }
 
 /// Writes the lab's coordinates as shell variables and returns the file.
@@ -83,7 +71,7 @@ fn main() -> anyhow::Result<()> {
     let mut passed = 0;
     let mut total = 0;
     let mut gateway_failed = 0;
-    let drops_before = recirculation_drops(&seed);
+    let drops_before = seed.lab.node.coverage(RECIRCULATION_DROPS);
     for (flows, through_gateway) in [
         (OVN_AND_MGMT_PORT_FLOWS, false),
         (GATEWAY_ROUTER_FLOWS, true),
@@ -106,7 +94,11 @@ fn main() -> anyhow::Result<()> {
         "{passed} of {total} flows passed; lab up in {:.1}s",
         t0.elapsed().as_secs_f64()
     );
-    let dropped = recirculation_drops(&seed).saturating_sub(drops_before);
+    let dropped = seed
+        .lab
+        .node
+        .coverage(RECIRCULATION_DROPS)
+        .saturating_sub(drops_before);
     if gateway_failed > 0 && dropped > 0 {
         println!(
             "  {gateway_failed} flow(s) through br-ex and the gateway router failed, and ovs-vswitchd dropped \

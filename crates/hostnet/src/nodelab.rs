@@ -131,6 +131,14 @@ impl NodeLab {
         self.exec_in(&self.netns, prog, args)
     }
 
+    /// An OVS coverage counter of the node's ovs-vswitchd (total since it started).
+    pub fn coverage(&self, counter: &str) -> u64 {
+        let text = self.exec("ovs-appctl", &["coverage/read-counter", counter]);
+        text.trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("coverage counter {counter}: {text:?}"))
+    }
+
     /// Runs a command inside namespace `ns` (panics on failure).
     pub fn exec_in(&self, ns: &str, prog: &str, args: &[&str]) -> String {
         let mut all = vec!["netns", "exec", ns, prog];
