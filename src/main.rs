@@ -86,7 +86,8 @@ const CNI_PLUGIN_NAME: &str = "ovn-k8s-cni-overlay";
 /// glibc's malloc, tuned for a long-lived process whose big buffers (NB dumps, lists, a full
 /// sync's transaction) come and go: one arena instead of one per thread that ever allocated
 /// (each arena keeps its own free memory; with two, the scenario-S start-up peaked ~6 MiB higher,
-/// and a handful of threads hardly contend: small blocks come from per-thread caches), and a fixed mmap threshold so those buffers go back to the kernel when freed (by default the
+/// and a handful of threads hardly contend: small blocks come from per-thread caches), and a
+/// fixed mmap threshold so those buffers go back to the kernel when freed (by default the
 /// threshold grows to the largest block freed, and such blocks then stay in the heap).
 /// Environment variables (`MALLOC_ARENA_MAX`, ...) still win: they are read at the first malloc.
 fn tune_malloc() {

@@ -126,8 +126,7 @@ impl ClusterView {
                 PodObject::into_record,
                 move |n: Notice<'_, PodRecord>| match n {
                     Notice::Applied(p) | Notice::Deleted(p) => {
-                        let key =
-                            OwnerKey::Pod(p.namespace.as_str().into(), p.name.as_str().into());
+                        let key = OwnerKey::pod(&p.namespace, &p.name);
                         q.add(WorkKey::Object(key));
                     }
                     Notice::Listed { first } => listed(first, &q),

@@ -40,7 +40,7 @@ enum Object {
 impl Object {
     fn key(&self) -> OwnerKey {
         match self {
-            Object::Pod(p) => OwnerKey::Pod(p.namespace.as_str().into(), p.name.as_str().into()),
+            Object::Pod(p) => OwnerKey::pod(&p.namespace, &p.name),
             Object::Service(s) => {
                 let (ns, name) = ns_name(&s.metadata);
                 OwnerKey::Service(ns.into(), name.into())

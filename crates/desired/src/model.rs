@@ -27,6 +27,13 @@ pub enum OwnerKey {
     Service(Arc<str>, Arc<str>),
 }
 
+impl OwnerKey {
+    /// The key of pod `namespace`/`name`.
+    pub fn pod(namespace: &str, name: &str) -> OwnerKey {
+        OwnerKey::Pod(namespace.into(), name.into())
+    }
+}
+
 impl fmt::Display for OwnerKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

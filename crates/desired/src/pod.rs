@@ -169,7 +169,7 @@ pub fn pod_rows(config: &Config, pod: &PodInfo, node: &NodeInfo) -> Result<Desir
             ),
         ));
     }
-    let owner = OwnerKey::Pod(pod.namespace.as_str().into(), pod.name.as_str().into());
+    let owner = OwnerKey::pod(&pod.namespace, &pod.name);
     let mut d = Desired::default();
     let port = pod_port(&pod.namespace, &pod.name);
     let addresses = format!("{} {}", pod.mac, pod.ip);

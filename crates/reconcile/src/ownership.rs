@@ -205,7 +205,7 @@ fn pod_owner(row: &Row) -> Option<OwnerKey> {
     }
     let ns = ext.get("namespace").and_then(Atom::as_str)?;
     let pod = name_of(row).strip_prefix(ns)?.strip_prefix('_')?;
-    Some(OwnerKey::Pod(ns.into(), pod.into()))
+    Some(OwnerKey::pod(ns, pod))
 }
 
 fn is_node_switch(row: &Row) -> bool {
