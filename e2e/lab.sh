@@ -30,7 +30,8 @@ up() {
   local target dir=$PROFILE
   [[ $PROFILE == dev ]] && dir=debug
   target=$(cargo metadata --format-version 1 --no-deps | sed -E 's/.*"target_directory":"([^"]*)".*/\1/')/$dir
-  OVNKUBE_RS_BIN=$target/ovnkube-rs "$target/examples/e2e_lab" >"$STATE/lab.log" 2>&1 &
+  OVS_VSWITCHD=${OVS_VSWITCHD:-$(hack/ovs-datapath.sh 2>/dev/null)} \
+    OVNKUBE_RS_BIN=$target/ovnkube-rs "$target/examples/e2e_lab" >"$STATE/lab.log" 2>&1 &
   echo $! >"$STATE/pid"
   for _ in $(seq 1 600); do
     grep -q '^READY' "$STATE/lab.log" && break

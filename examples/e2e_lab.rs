@@ -103,8 +103,8 @@ fn main() -> anyhow::Result<()> {
         println!(
             "  {gateway_failed} flow(s) through br-ex and the gateway router failed, and ovs-vswitchd dropped \
              {dropped} packet(s) at its recirculation limit meanwhile (coverage datapath_drop_recirc_error): \
-             this lab's userspace datapath stops at 6 recirculations, the path needs 7 (README, Troubleshooting); \
-             their NB rows are checked with ovn-trace instead"
+             the path needs 7 recirculations, Debian 12's userspace datapath stops at 6; run the lab with \
+             OVS_VSWITCHD set to what hack/ovs-datapath.sh prints (README, Troubleshooting)"
         );
     }
     let env = write_env(&seed)?;

@@ -154,7 +154,8 @@ up() {
     spawn controller "$target/ovnkube-rs" controller --init-master microshift-dev \
       --gateway-mode local --gateway-interface br-ex --disable-snat-multiple-gws \
       --leader-election=false --k8s-kubeconfig "$DEMO/kubeconfig" \
-      --nb-address "unix:$RUN/ovnnb_db.sock" --metrics-bind-address "$METRICS"
+      --nb-address "unix:$RUN/ovnnb_db.sock" --sb-address "unix:$RUN/ovnsb_db.sock" \
+      --metrics-bind-address "$METRICS"
   fi
   for _ in $(seq 1 200); do
     [[ $(http_get "$METRICS" /readyz 2>/dev/null) == *200* ]] && break

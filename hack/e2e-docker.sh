@@ -132,9 +132,13 @@ YAML
   run_container central "$CENTRAL_IP" "$image" /e2e/central.sh
   # tx checksum offload off: OVS 3.1's userspace tunnels drop offloaded TCP from this veth.
   run_container external "$EXTERNAL_IP" "$image" sh -c 'ethtool -K eth0 tx off >/dev/null; exec sleep infinity'
+  # The nodes' datapath: Debian 13's ovs-vswitchd (hack/ovs-datapath.sh says why).
+  local datapath
+  datapath=$(dirname "$(hack/ovs-datapath.sh 2>/dev/null)")
   for i in $(seq 1 "$NODES"); do
     run_container "node$i" "$(node_ip "$i")" -e "NODE_NAME=node$i" -e "CENTRAL_IP=$CENTRAL_IP" \
-      -e "GATEWAY_IP=$EXTERNAL_IP" "$image" /e2e/node.sh
+      -e "GATEWAY_IP=$EXTERNAL_IP" -v "$datapath:/opt/debian13-ovs:ro" \
+      -e OVS_VSWITCHD=/opt/debian13-ovs/ovs-vswitchd "$image" /e2e/node.sh
   done
   log "containers started"
   until kubectl_bed get --raw /readyz >/dev/null 2>&1 || kubectl_bed get ns default >/dev/null 2>&1; do

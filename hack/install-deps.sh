@@ -25,4 +25,6 @@ command -v kubectl >/dev/null || {
   exit 1
 }
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
+# The real-packet labs' datapath: Debian 13's ovs-vswitchd (see hack/ovs-datapath.sh).
+"$(dirname "$0")/ovs-datapath.sh" >/dev/null
 echo "install-deps: ok ($(ovsdb-server --version | head -1), $(cargo --version))"

@@ -5,6 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 hack/install-deps.sh
+# The real-packet labs run this ovs-vswitchd (hack/ovs-datapath.sh says why).
+OVS_VSWITCHD=$(hack/ovs-datapath.sh 2>/dev/null)
+export OVS_VSWITCHD
 step() { printf '\n==> %s\n' "$*"; }
 step "cargo fmt --check"
 cargo fmt --all -- --check

@@ -213,7 +213,7 @@ fn learn_join_neighbour(bed: &DockerBed, node: &str) {
 }
 
 /// The flows that cross br-ex and the gateway router, checked in NB and with ovn-trace (their
-/// packets cannot pass this machine's userspace datapath: see the ignored test below).
+/// real packets: `gateway_paths_with_real_packets` below).
 /// ovn-trace 23.03 stops a NodePort trace at the GR's bare `ct_snat;` (a simulation limit, see
 /// ovn-trace-notes), so NodePort and externalTrafficPolicy=Local are checked as rows and the
 /// GR's load-balancing path to the backend as a trace of host -> ClusterIP.
@@ -264,16 +264,13 @@ fn gateway_paths_are_programmed_for_every_node() {
     }
 }
 
-/// The same gateway flows with real packets. On this machine's userspace datapath (OVS 3.1
-/// dpif-netdev) the SYN is dropped inside ovs-vswitchd before it reaches the backend: br-ex's ct
-/// zone 64001, the GR's ct_dnat, the LB's dp_hash, ct_lb, GR undnat, force-SNAT and the pod's
-/// ct zone need seven recirculations and MAX_RECIRC_DEPTH is 6 (on the backend's node: coverage
-/// counter `datapath_drop_recirc_error`, "Max recirculation depth exceeded" in ovs-vswitchd.log;
-/// the retransmits then hit a userspace conntrack assertion that kills ovs-vswitchd). From the
-/// other node the SYN does not get through the tunnel either (e2e/docker/README.md). MicroShift
-/// runs the kernel datapath, which has no such limit.
+/// The same gateway flows with real packets. br-ex's ct zone 64001, the GR's ct_dnat, the LB's
+/// dp_hash, ct_lb, GR undnat, force-SNAT and the pod's ct zone take seven recirculations in one
+/// userspace-datapath pass: the nodes run Debian 13's ovs-vswitchd (hack/ovs-datapath.sh,
+/// mounted by hack/e2e-docker.sh), Debian 12's stops at six (coverage counter
+/// `datapath_drop_recirc_error`, printed on failure). The replies return to the GR that
+/// force-SNATed them through the GR join-IP routes on ovn_cluster_router.
 #[test]
-#[ignore = "userspace datapath: br-ex -> GR -> pod needs 7 recirculations, dpif-netdev drops at depth 6 (datapath_drop_recirc_error); connections time out"]
 fn gateway_paths_with_real_packets() {
     let g = gateway_bed();
     let bed = &g.bed;

@@ -48,17 +48,15 @@ fn seed_flows_through_ovn_and_the_management_port() {
     }
 }
 
-/// The flows whose packets cross br-ex and GR_microshift-dev. On this lab's userspace datapath
-/// (dpif-netdev) the SYN is dropped inside OVS before it reaches pod-2 or the host: coverage
-/// counter `datapath_drop_recirc_error` grows by one per SYN. The path needs seven
-/// recirculations in one pass (br-ex ct zone 64001, GR ct_dnat, dp_hash of the LB group,
-/// ct_lb DNAT, GR undnat, GR force-SNAT to 100.64.0.2 in zone 0, the pod's ct zone) and
-/// dpif-netdev stops at MAX_RECIRC_DEPTH = 6 (OVS 3.1); MicroShift runs the kernel datapath,
-/// which recirculates through a deferred-action queue instead.
-/// ovn-trace of these flows is checked in crates/reconcile's seed-flow tests.
+/// The flows whose packets cross br-ex and GR_microshift-dev. They need (1) a datapath that
+/// allows seven recirculations in one pass (br-ex ct zone 64001, GR ct_dnat, dp_hash of the LB
+/// group, ct_lb DNAT, GR undnat, GR force-SNAT to 100.64.0.2 in zone 0, the pod's ct zone):
+/// Debian 13's userspace datapath, not Debian 12's; (2) the GR join-IP route on
+/// ovn_cluster_router, or the pod's reply to 100.64.0.2 leaves through the management port;
+/// (3) the SB static MAC binding of 169.254.169.4, or replies to the host wait for an ARP.
 #[test]
-#[ignore = "userspace datapath: br-ex -> GR -> pod needs 7 recirculations, dpif-netdev drops at depth 6 (datapath_drop_recirc_error); connections time out"]
 fn seed_flows_through_the_gateway_router() {
+    ovnkube_hostnet::nodelab::require_gateway_capable_datapath();
     let mut seed = SeedLab::start(std::path::Path::new(BIN));
     seed.check(GATEWAY_ROUTER_FLOWS);
 }

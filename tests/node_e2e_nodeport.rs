@@ -192,13 +192,12 @@ fn host_reaches_the_pod_via_mp0_and_hands_service_traffic_to_the_gateway_router(
     );
 }
 
-/// Kept as the target for a datapath that can carry it: br-ex -> GR -> pod needs seven
-/// recirculations in one userspace-datapath pass and OVS 3.1's dpif-netdev stops at six
-/// (`datapath_drop_recirc_error`; see e2e/README.md), so the GR's force-SNAT never runs and
-/// nothing returns. The host side of the path is asserted by the test above.
+/// The whole path: br-ex -> GR (DNAT, force-SNAT to the join IP) -> pod and back. It takes
+/// seven recirculations in one userspace-datapath pass (Open vSwitch >= 3.5, see
+/// hack/ovs-datapath.sh) and the GR join-IP route on ovn_cluster_router for the reply.
 #[test]
-#[ignore = "userspace datapath: br-ex -> GR -> pod needs 7 recirculations, dpif-netdev stops at 6"]
 fn external_client_reaches_a_pod_through_the_nodeport() {
+    ovnkube_hostnet::nodelab::require_gateway_capable_datapath();
     let (lab, _agent, _server) = setup();
     let ext = lab.external_netns.clone().unwrap();
     let said = connect(&ext, "192.168.122.14", 30700, 10);

@@ -3,7 +3,8 @@
 # the container's address (eth0 is br-ex's uplink), ovn-controller, then `ovnkube-rs node` against
 # the central API server, restarted whenever it exits (it exits while its Node is missing).
 # Pods are network namespaces under /run/netns, wired by `ovnkube-rs cni` (see the e2e harness).
-# env: NODE_NAME, CENTRAL_IP, GATEWAY_IP (the external container: the node's default route).
+# env: NODE_NAME, CENTRAL_IP, GATEWAY_IP (the external container: the node's default route),
+# OVS_VSWITCHD (optional: the ovs-vswitchd to run; the bed mounts Debian 13's, hack/ovs-datapath.sh).
 set -euo pipefail
 : "${NODE_NAME:?}" "${CENTRAL_IP:?}" "${GATEWAY_IP:?}"
 BIN=/opt/ovnkube-rs
@@ -23,7 +24,7 @@ ovs-vsctl --no-wait set Open_vSwitch . other_config:userspace-tso-enable=true \
   external_ids:system-id="$NODE_NAME" external_ids:hostname="$NODE_NAME" \
   external_ids:ovn-remote="tcp:$CENTRAL_IP:6642" external_ids:ovn-encap-type=geneve \
   external_ids:ovn-encap-ip="${addr%/*}" external_ids:ovn-bridge-datapath-type=netdev
-ovs-vswitchd unix:/run/openvswitch/db.sock --pidfile --detach --no-chdir \
+"${OVS_VSWITCHD:-ovs-vswitchd}" unix:/run/openvswitch/db.sock --pidfile --detach --no-chdir \
   --log-file=/var/log/openvswitch/ovs-vswitchd.log
 # Userspace tunnels route with OVS's own table, whose output must be an OVS bridge: the node
 # address lives on br-ex, as on a real OVN-Kubernetes node. eth0 stops answering ARP for it.

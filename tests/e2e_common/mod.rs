@@ -190,6 +190,9 @@ impl E2eLab {
             "--leader-election=false",
             &format!("--k8s-kubeconfig={}", d("kubeconfig-controller")),
             &format!("--nb-address=unix:{}", d("ovnnb_db.sock")),
+            // The GR's static MAC binding for the masquerade next hop (169.254.169.4) goes to
+            // the SB: without it replies routed there wait for an ARP nobody answers.
+            &format!("--sb-address=unix:{}", d("ovnsb_db.sock")),
             &format!("--metrics-bind-address={CONTROLLER_METRICS}"),
         ];
         let controller = Self::daemon(

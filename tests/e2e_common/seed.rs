@@ -117,7 +117,7 @@ pub const OVN_AND_MGMT_PORT_FLOWS: &[Flow] = &[
 ];
 
 /// The flows through br-ex and GR_microshift-dev (see `seed_flows_through_the_gateway_router`
-/// in tests/e2e_flows.rs for why the userspace datapath drops them).
+/// in tests/e2e_flows.rs for what they need of the datapath and of NB).
 pub const GATEWAY_ROUTER_FLOWS: &[Flow] = &[
     flow(
         "host->clusterService",
@@ -126,12 +126,15 @@ pub const GATEWAY_ROUTER_FLOWS: &[Flow] = &[
         "10.43.19.182:7000",
         "100.64.0.2",
     ),
+    // The seed's last step shows the packet entering br-ex from the GR (192.168.122.14); br-ex's
+    // table 4 then masquerades it to 169.254.169.1 (zone 64002), so that the host's reply,
+    // otherwise addressed to one of its own addresses, goes back through br-ex.
     flow(
         "host->hostService",
         "host",
         Proto::Tcp,
         "10.43.0.1:443",
-        "192.168.122.14",
+        "169.254.169.1",
     ),
     flow(
         "external->nodePortService",

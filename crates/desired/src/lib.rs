@@ -24,9 +24,11 @@
 //!
 //! # Where the seed decides
 //! The seed document (MicroShift's traffic flows) wins over upstream where they differ: the
-//! 1004 policy match has no `/* node */` comment; in local gateway mode `ovn_cluster_router`
-//! has only the node subnet's `src-ip` route; NodePort VIPs are the l3-gateway addresses and
+//! 1004 policy match has no `/* node */` comment; NodePort VIPs are the l3-gateway addresses and
 //! are never templates; per-node LB naming and options follow the seed (see [`services`]).
+//! One row deviates from the seed's listing because the seed's flows need it: the GR join-IP
+//! route on `ovn_cluster_router` (upstream's too), without which replies to load-balanced
+//! traffic that the GR force-SNATs to its join IP leave through the management port.
 
 pub mod annotations;
 mod cluster;

@@ -290,40 +290,32 @@ pub fn node_rows(config: &Config, node: &NodeInfo) -> Desired {
 
     // Pod egress: via the management port in local mode, via the GR in shared mode.
     let join_ip = node.join_ip.addr.to_string();
-    match config.gateway_mode {
-        GatewayMode::Local => {
-            // The seed shows exactly this one route on ovn_cluster_router (no GR join-IP route).
-            route(
-                &mut d,
-                &owner,
-                CLUSTER_ROUTER,
-                &node.subnet.to_string(),
-                &mgmt_ip.to_string(),
-                Some("src-ip"),
-                None,
-            );
-        }
-        GatewayMode::Shared => {
-            route(
-                &mut d,
-                &owner,
-                CLUSTER_ROUTER,
-                &node.subnet.to_string(),
-                &join_ip,
-                Some("src-ip"),
-                None,
-            );
-            route(
-                &mut d,
-                &owner,
-                CLUSTER_ROUTER,
-                &join_ip,
-                &join_ip,
-                None,
-                None,
-            );
-        }
-    }
+    let egress_next_hop = match config.gateway_mode {
+        GatewayMode::Local => mgmt_ip.to_string(),
+        GatewayMode::Shared => join_ip.clone(),
+    };
+    route(
+        &mut d,
+        &owner,
+        CLUSTER_ROUTER,
+        &node.subnet.to_string(),
+        &egress_next_hop,
+        Some("src-ip"),
+        None,
+    );
+    // Replies to the GR's join IP (the GR force-SNATs load-balanced traffic to it) must go
+    // back to the GR: without this /32 the node subnet's src-ip /24 outranks the join switch's
+    // connected /16 and, in local mode, sends them out the management port, where the switch
+    // drops TCP as ct.inv. Upstream writes it in both modes; the seed's listing lacks it.
+    route(
+        &mut d,
+        &owner,
+        CLUSTER_ROUTER,
+        &join_ip,
+        &join_ip,
+        None,
+        None,
+    );
     // Pod → own host goes to the management port: the l3-gateway addresses, plus every host
     // address in shared mode (upstream parses host-addresses only there).
     let mut reroute_ips = node.gateway_ips();

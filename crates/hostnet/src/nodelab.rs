@@ -2,6 +2,10 @@
 //! (userspace datapath, `ovs-vswitchd` inside the namespace), `br-int` and `br-ex`, and a real
 //! OVN (NB/SB `ovsdb-server`, `ovn-northd` on unix sockets, `ovn-controller` in the namespace).
 //!
+//! `$OVS_VSWITCHD` names the ovs-vswitchd to run (default: the one on `PATH`); `hack/test.sh`
+//! sets it to Debian 13's (hack/ovs-datapath.sh), whose userspace datapath allows the eight
+//! recirculations that flows through br-ex and the gateway router need.
+//!
 //! Everything lives under a fresh temp dir; daemons are stopped by PID and the namespaces
 //! deleted on drop, also while unwinding from a failed assertion. Nothing touches the root
 //! namespace's network configuration: databases listen on unix sockets only.
@@ -42,6 +46,30 @@ pub struct NodeLab {
 }
 
 /// Runs a command to completion, panicking with its stderr on failure (fixture setup).
+/// The ovs-vswitchd the lab runs: `$OVS_VSWITCHD`, else the one on `PATH`.
+pub fn vswitchd_program() -> String {
+    std::env::var("OVS_VSWITCHD").unwrap_or_else(|_| "ovs-vswitchd".into())
+}
+
+/// Panics, saying why, unless the lab's ovs-vswitchd is Open vSwitch 3.5 or newer: a flow from
+/// br-ex through the gateway router to a pod takes seven recirculations in one userspace-datapath
+/// pass, and Debian 12's 3.1 stops at six (coverage `datapath_drop_recirc_error`).
+pub fn require_gateway_capable_datapath() {
+    let program = vswitchd_program();
+    let out = must(Command::new(&program).arg("--version"));
+    let version: Vec<u32> = out
+        .lines()
+        .next()
+        .and_then(|l| l.split_whitespace().last())
+        .map(|v| v.split('.').filter_map(|n| n.parse().ok()).collect())
+        .unwrap_or_default();
+    assert!(
+        version.as_slice() >= [3, 5].as_slice(),
+        "{program} is {out:?}: flows through the gateway router need Open vSwitch >= 3.5's \
+         userspace datapath; run hack/test.sh, or set OVS_VSWITCHD to what hack/ovs-datapath.sh prints"
+    );
+}
+
 fn must(cmd: &mut Command) -> String {
     let out = cmd
         .output()
@@ -279,7 +307,7 @@ impl NodeLab {
         let ns = self.netns.clone();
         self.add_netns(&ns);
         self.exec(
-            "ovs-vswitchd",
+            &vswitchd_program(),
             &[
                 "--detach",
                 "--no-chdir",

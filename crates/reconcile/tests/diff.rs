@@ -109,7 +109,8 @@ fn empty_nb_gets_everything_in_one_transaction_and_then_converges() {
     assert!(again.ops.is_empty(), "{:?}", kinds(&again));
     // Every child is reachable from its parent (nothing was garbage collected).
     assert_eq!(r.table(NAT).unwrap().len(), 5);
-    assert_eq!(r.table(STATIC_ROUTE).unwrap().len(), 4);
+    // GR: 3; ovn_cluster_router: the node subnet src-ip route and the GR join-IP route.
+    assert_eq!(r.table(STATIC_ROUTE).unwrap().len(), 5);
     assert_eq!(r.table(GATEWAY_CHASSIS).unwrap().len(), 1);
     assert_eq!(r.table(LOGICAL_SWITCH_PORT).unwrap().len(), 11);
 }
