@@ -10,19 +10,22 @@
 #
 # The package lives in its own debootstrapped root (Debian 13's libc is newer than the host's)
 # and runs through that root's dynamic loader; nothing of the host is changed.
-# Idempotent. env: DEBIAN_MIRROR (default http://deb.debian.org/debian).
+# Idempotent. env: DEBIAN_MIRROR (default: the Debian archive the host's apt uses).
 set -euo pipefail
+die() { echo "ovs-datapath.sh: $*" >&2; exit 1; }
+# shellcheck source=hack/apt-mirror.sh
+source "$(dirname "$0")/apt-mirror.sh"
 dir=/opt/ovnkube-rs/debian13-ovs
 wrapper=$dir/ovs-vswitchd
 if [[ ! -x $dir/root/usr/lib/openvswitch-switch/ovs-vswitchd ]]; then
-  mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
+  mirror=${DEBIAN_MIRROR:-$(host_uri main)}
   rm -rf "$dir"
   mkdir -p "$dir"
   echo "ovs-datapath: debootstrap trixie (openvswitch-switch) into $dir" >&2
   debootstrap --variant=minbase --include=openvswitch-switch trixie "$dir/root.tmp" "$mirror" \
     >"$dir/debootstrap.log" 2>&1 || {
     tail -20 "$dir/debootstrap.log" >&2
-    exit 1
+    die "debootstrap of Debian 13 failed (log above)"
   }
   mv "$dir/root.tmp" "$dir/root"
 fi
