@@ -60,6 +60,19 @@ fn flows() -> Vec<Flow> {
             absent: &["ct_lb_mark(backends", "ct_snat", "GR_microshift-dev"],
         },
         Flow {
+            // The reply of host->clusterService and external->NodePort: the GR force-SNATed the
+            // request to its join IP. The join-IP route must outrank the node subnet's src-ip
+            // route, which would send it out the management port.
+            name: "pod reply to the GR's join IP goes back to the GR",
+            datapath: "microshift-dev",
+            packet: format!(
+                r#"inport == "default_pod-2" && eth.src == 0a:58:0a:2a:00:0d && eth.dst == {RTOS_MAC} && ip4.src == 10.42.0.13 && ip4.dst == 100.64.0.2 && ip.ttl == 64 && tcp && tcp.src == 8080"#
+            ),
+            output: "jtor-GR_microshift-dev",
+            nat: &["ip4.dst == 100.64.0.2/32"],
+            absent: &["reg0 = 10.42.0.2", "k8s-microshift-dev"],
+        },
+        Flow {
             name: "host to pod (from the management port)",
             datapath: "microshift-dev",
             packet: format!(
