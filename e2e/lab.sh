@@ -31,7 +31,7 @@ up() {
   [[ $PROFILE == dev ]] && dir=debug
   target=$(cargo metadata --format-version 1 --no-deps | sed -E 's/.*"target_directory":"([^"]*)".*/\1/')/$dir
   # Before the background start: `running` must find the lab binary at once, not a subshell.
-  OVS_VSWITCHD=${OVS_VSWITCHD:-$(hack/ovs-datapath.sh 2>/dev/null)}
+  [[ -n ${OVS_VSWITCHD:-} ]] || OVS_VSWITCHD=$(hack/ovs-datapath.sh)
   export OVS_VSWITCHD
   OVNKUBE_RS_BIN=$target/ovnkube-rs "$target/examples/e2e_lab" >"$STATE/lab.log" 2>&1 &
   echo $! >"$STATE/pid"

@@ -133,8 +133,9 @@ YAML
   # tx checksum offload off: OVS 3.1's userspace tunnels drop offloaded TCP from this veth.
   run_container external "$EXTERNAL_IP" "$image" sh -c 'ethtool -K eth0 tx off >/dev/null; exec sleep infinity'
   # The nodes' datapath: Debian 13's ovs-vswitchd (hack/ovs-datapath.sh says why).
-  local datapath
-  datapath=$(dirname "$(hack/ovs-datapath.sh 2>/dev/null)")
+  local wrapper datapath
+  wrapper=$(hack/ovs-datapath.sh)
+  datapath=$(dirname "$wrapper")
   for i in $(seq 1 "$NODES"); do
     run_container "node$i" "$(node_ip "$i")" -e "NODE_NAME=node$i" -e "CENTRAL_IP=$CENTRAL_IP" \
       -e "GATEWAY_IP=$EXTERNAL_IP" -v "$datapath:/opt/debian13-ovs:ro" \

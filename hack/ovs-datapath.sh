@@ -29,10 +29,11 @@ if [[ ! -x $dir/root/usr/lib/openvswitch-switch/ovs-vswitchd ]]; then
   }
   mv "$dir/root.tmp" "$dir/root"
 fi
-# Written every time (cheap). It finds the root next to itself, so the directory can be
-# bind-mounted elsewhere (the Docker bed's nodes see it at /opt/debian13-ovs). It runs the
-# package's own binary: /usr/sbin/ovs-vswitchd is an alternatives link made by its postinst.
-cat >"$wrapper" <<'EOF'
+# Written every time (cheap), by rename so that a lab starting meanwhile never runs a half-written
+# file. It finds the root next to itself, so the directory can be bind-mounted elsewhere (the
+# Docker bed's nodes see it at /opt/debian13-ovs). It runs the package's own binary:
+# /usr/sbin/ovs-vswitchd is an alternatives link made by its postinst.
+cat >"$wrapper.$$" <<'EOF'
 #!/bin/sh
 # Debian 13's ovs-vswitchd, run from the root next to this script (see hack/ovs-datapath.sh).
 root=$(dirname "$(readlink -f "$0")")/root
@@ -40,6 +41,7 @@ exec "$root/lib64/ld-linux-x86-64.so.2" \
   --library-path "$root/lib/x86_64-linux-gnu:$root/usr/lib/x86_64-linux-gnu" \
   "$root/usr/lib/openvswitch-switch/ovs-vswitchd" "$@"
 EOF
-chmod +x "$wrapper"
+chmod +x "$wrapper.$$"
+mv -f "$wrapper.$$" "$wrapper"
 "$wrapper" --version | head -1 >&2
 echo "$wrapper"

@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 hack/install-deps.sh
 # The real-packet labs run this ovs-vswitchd (hack/ovs-datapath.sh says why).
-OVS_VSWITCHD=$(hack/ovs-datapath.sh 2>/dev/null)
+OVS_VSWITCHD=$(hack/ovs-datapath.sh)
 export OVS_VSWITCHD
 step() { printf '\n==> %s\n' "$*"; }
 step "cargo fmt --check"

@@ -45,7 +45,6 @@ pub struct NodeLab {
     namespaces: Vec<String>,
 }
 
-/// Runs a command to completion, panicking with its stderr on failure (fixture setup).
 /// The ovs-vswitchd the lab runs: `$OVS_VSWITCHD`, else the one on `PATH`.
 pub fn vswitchd_program() -> String {
     std::env::var("OVS_VSWITCHD").unwrap_or_else(|_| "ovs-vswitchd".into())
@@ -70,6 +69,7 @@ pub fn require_gateway_capable_datapath() {
     );
 }
 
+/// Runs a command to completion, panicking with its stderr on failure (fixture setup).
 fn must(cmd: &mut Command) -> String {
     let out = cmd
         .output()
