@@ -113,6 +113,11 @@ up() {
   [[ -x $BIN/ovnkube-rs && -x $BIN/kube-test-apiserver ]] ||
     die "$BIN lacks ovnkube-rs or kube-test-apiserver (cargo build -p ovnkube-rs -p kube-test-apiserver --bins)"
   ensure_images
+  # The nodes' datapath: Debian 13's ovs-vswitchd (hack/ovs-datapath.sh says why); resolved (and
+  # installed if missing) before any container starts, like the images.
+  local wrapper datapath
+  wrapper=$(hack/ovs-datapath.sh)
+  datapath=$(dirname "$wrapper")
   down >/dev/null
   check_subnet
   mkdir -p "$STATE"
@@ -132,10 +137,6 @@ YAML
   run_container central "$CENTRAL_IP" "$image" /e2e/central.sh
   # tx checksum offload off: OVS 3.1's userspace tunnels drop offloaded TCP from this veth.
   run_container external "$EXTERNAL_IP" "$image" sh -c 'ethtool -K eth0 tx off >/dev/null; exec sleep infinity'
-  # The nodes' datapath: Debian 13's ovs-vswitchd (hack/ovs-datapath.sh says why).
-  local wrapper datapath
-  wrapper=$(hack/ovs-datapath.sh)
-  datapath=$(dirname "$wrapper")
   for i in $(seq 1 "$NODES"); do
     run_container "node$i" "$(node_ip "$i")" -e "NODE_NAME=node$i" -e "CENTRAL_IP=$CENTRAL_IP" \
       -e "GATEWAY_IP=$EXTERNAL_IP" -v "$datapath:/opt/debian13-ovs:ro" \
